@@ -1,0 +1,119 @@
+"""``MinerDetection``: one finding, with the evidence an incident responder needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from minerguard.api.meta import ApiModel, ObjectMeta, ResourceInfo
+
+
+class Layer(StrEnum):
+    """Which layer found it."""
+
+    ADMISSION = "Admission"
+    EXEC = "Exec"
+    BEHAVIOUR = "Behaviour"
+    NETWORK = "Network"
+
+
+class Phase(StrEnum):
+    """Where the response to a detection stands."""
+
+    PENDING = "Pending"
+    ACTED = "Acted"
+    ALERTED = "Alerted"
+    SUPPRESSED = "Suppressed"
+    SKIPPED = "Skipped"
+    FAILED = "Failed"
+
+
+class Reason(ApiModel):
+    """A signal that contributed to the score."""
+
+    signal: str = Field(description="Signal name, e.g. pool-url or cpu-saturation.")
+    detail: str = Field(description="What was seen, for a person.")
+    weight: float = Field(default=0.0, description="Contribution to the score.")
+
+
+class Connection(ApiModel):
+    """A network connection of the process."""
+
+    remote_address: str
+    remote_port: int
+    local_port: int | None = None
+    state: str | None = None
+    host: str | None = Field(default=None, description="Pool host the address resolved from.")
+
+
+class Evidence(ApiModel):
+    """What the node saw, where the layer saw a process."""
+
+    pid: int | None = None
+    executable: str | None = None
+    command_line: str | None = None
+    cgroup: str | None = None
+    container_id: str | None = Field(default=None, alias="containerID")
+    cpu_fraction: float | None = Field(default=None, description="Mean CPU over the window.")
+    connections: list[Connection] = Field(default_factory=list)
+
+
+class OwnerReference(ApiModel):
+    """The workload that owns the pod (top of the owner chain where known)."""
+
+    api_version: str | None = None
+    kind: str
+    name: str
+    uid: str | None = None
+
+
+class MinerDetectionSpec(ApiModel):
+    """What was found."""
+
+    pod_name: str | None = Field(default=None, description="Pod (or workload object) name.")
+    pod_uid: str | None = Field(default=None, alias="podUID")
+    object_kind: str = Field(default="Pod", description="Kind of the object that was checked.")
+    container: str | None = None
+    node: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    owner: OwnerReference | None = None
+    layer: Layer
+    score: float = Field(ge=0)
+    reasons: list[Reason] = Field(default_factory=list)
+    evidence: Evidence = Field(default_factory=Evidence)
+    policy: str | None = Field(default=None, description="The MinerPolicy that matched.")
+    mode: Literal["Enforce", "Audit"] = "Enforce"
+    requesting_user: str | None = Field(default=None, description="Who asked (admission).")
+    requesting_groups: list[str] = Field(default_factory=list)
+    actions_requested: list[str] = Field(default_factory=list)
+    observed_at: str | None = None
+
+
+class MinerDetectionStatus(ApiModel):
+    """What was done about it."""
+
+    phase: Phase = Phase.PENDING
+    action: str | None = Field(default=None, description="Summary of the actions taken.")
+    actions_taken: list[str] = Field(default_factory=list)
+    message: str | None = None
+    acted_at: str | None = None
+    occurrences: int = Field(default=1, ge=1, description="Duplicates folded into this one.")
+
+
+class MinerDetection(ApiModel, ResourceInfo):
+    """A namespaced finding, in the pod's namespace."""
+
+    plural: ClassVar[str] = "minerdetections"
+    singular: ClassVar[str] = "minerdetection"
+    kind: ClassVar[str] = "MinerDetection"
+    short_names: ClassVar[tuple[str, ...]] = ("md",)
+    namespaced: ClassVar[bool] = True
+
+    api_version: Literal["minerguard.io/v1alpha1"] = "minerguard.io/v1alpha1"
+    kind_: Literal["MinerDetection"] = Field(default="MinerDetection", alias="kind")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: MinerDetectionSpec
+    status: MinerDetectionStatus | None = None

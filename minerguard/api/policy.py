@@ -1,0 +1,217 @@
+"""``MinerPolicy``: what minerguard looks for, where, and what it does about it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from minerguard.api.meta import (
+    ApiModel,
+    Condition,
+    LabelSelector,
+    ObjectMeta,
+    ResourceInfo,
+)
+
+
+class Mode(StrEnum):
+    """Enforce acts on what it finds; Audit only reports."""
+
+    ENFORCE = "Enforce"
+    AUDIT = "Audit"
+
+
+class AdmissionAction(StrEnum):
+    """What the webhook does with a matching object in Enforce mode."""
+
+    DENY = "Deny"
+    WARN = "Warn"
+
+
+class RuntimeAction(StrEnum):
+    """What the agent and the operator do with a runtime detection in Enforce mode."""
+
+    ALERT = "Alert"
+    KILL_PROCESS = "KillProcess"
+    DELETE_POD = "DeletePod"
+    STOP_OWNER = "StopOwner"
+    ISOLATE = "Isolate"
+    QUARANTINE_IMAGE = "QuarantineImage"
+
+
+class RegistryFailure(StrEnum):
+    """What admission does when an image's entrypoint cannot be read from its registry."""
+
+    ALLOW = "Allow"
+    DENY = "Deny"
+
+
+class SignatureSet(ApiModel):
+    """Signatures a policy adds to (or uses instead of) the built-in bundle.
+
+    Patterns are RE2 syntax (linear-time; no backreferences or look-arounds) and are matched
+    against normalised text: Unicode NFKC with confusables folded, base64 blobs decoded.
+    """
+
+    binaries: list[str] = Field(
+        default_factory=list, description="Executable basenames (case-insensitive)."
+    )
+    options: list[str] = Field(
+        default_factory=list,
+        description="Miner-specific command-line options, e.g. --donate-level.",
+    )
+    argument_patterns: list[str] = Field(
+        default_factory=list,
+        description="RE2 patterns searched in the command line; a match alone denies.",
+    )
+    images: list[str] = Field(
+        default_factory=list,
+        description="Image repositories that ship a miner, e.g. docker.io/example/miner.",
+    )
+    pool_hosts: list[str] = Field(
+        default_factory=list, description="Mining pool domains, matched as suffixes."
+    )
+    pool_ports: list[int] = Field(default_factory=list, description="Mining pool TCP ports.")
+    wallet_patterns: list[str] = Field(
+        default_factory=list, description="RE2 patterns matching one whole wallet token."
+    )
+
+    @model_validator(mode="after")
+    def _ports_in_range(self) -> SignatureSet:
+        for index, port in enumerate(self.pool_ports):
+            if not 0 < port < 65536:
+                raise ValueError(f"poolPorts[{index}]: {port} is not a TCP port (1-65535)")
+        return self
+
+
+class Behaviour(ApiModel):
+    """Thresholds of the node agent's behavioural score."""
+
+    score_threshold: float = Field(
+        default=1.0, gt=0, le=10, description="Score at which behaviour becomes a detection."
+    )
+    window_seconds: int = Field(
+        default=120, ge=10, le=3600, description="Sliding window the score is computed over."
+    )
+    cpu_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Fraction of the container's CPU limit (or of a core) counted as saturated.",
+    )
+
+
+class Actions(ApiModel):
+    """What each layer does in Enforce mode."""
+
+    admission: AdmissionAction = Field(default=AdmissionAction.DENY)
+    runtime: list[RuntimeAction] = Field(
+        default_factory=lambda: [RuntimeAction.ALERT, RuntimeAction.DELETE_POD],
+        description="Runtime actions, in order.",
+    )
+    pod_deletion_grace_seconds: int = Field(default=0, ge=0, le=3600)
+    on_registry_failure: RegistryFailure = Field(
+        default=RegistryFailure.ALLOW,
+        description="Admission verdict when an image's entrypoint cannot be resolved.",
+    )
+
+
+class Exemptions(ApiModel):
+    """Workloads the policy never acts on."""
+
+    images: list[str] = Field(
+        default_factory=list,
+        description="Image repositories (prefix* allowed) or repository@sha256:digest.",
+    )
+    namespaces: list[str] = Field(default_factory=list)
+    pod_labels: LabelSelector | None = Field(
+        default=None, description="Pods matching this selector are exempt."
+    )
+    command_patterns: list[str] = Field(
+        default_factory=list, description="RE2 patterns; a matching command line is exempt."
+    )
+
+
+class RateLimit(ApiModel):
+    """Circuit breaker on destructive actions: a false-positive storm turns into alerts."""
+
+    max_actions: int = Field(default=10, ge=0, description="Destructive actions per window.")
+    window_seconds: int = Field(default=600, ge=1)
+
+
+class Retention(ApiModel):
+    """How long detections live and how duplicates fold together."""
+
+    ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    dedup_window_seconds: int = Field(default=600, ge=0)
+
+
+class MinerPolicySpec(ApiModel):
+    """Desired state of a MinerPolicy."""
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Namespaces covered; all when unset."
+    )
+    excluded_namespaces: list[str] = Field(
+        default_factory=lambda: ["kube-system"], description="Namespaces never covered."
+    )
+    mode: Mode = Field(default=Mode.ENFORCE)
+    builtin_signatures: bool = Field(default=True, description="Use the built-in bundle.")
+    signatures: SignatureSet = Field(default_factory=SignatureSet)
+    behaviour: Behaviour = Field(default_factory=Behaviour)
+    actions: Actions = Field(default_factory=Actions)
+    exemptions: Exemptions = Field(default_factory=Exemptions)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retention: Retention = Field(default_factory=Retention)
+    dry_run: bool = Field(default=False, description="Record what would be done, do nothing.")
+
+
+class PolicyCounts(ApiModel):
+    """Running totals for a policy."""
+
+    detections: int = 0
+    actions: int = 0
+    suppressed_actions: int = Field(default=0, description="Actions held back by the rate limit.")
+
+
+class QuarantinedImage(ApiModel):
+    """An image digest the operator quarantined after a runtime detection."""
+
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    image: str | None = None
+    detection: str | None = Field(default=None, description="namespace/name of the detection.")
+    since: str | None = None
+
+
+class MinerPolicyStatus(ApiModel):
+    """Observed state of a MinerPolicy."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    signature_count: int | None = None
+    bundle_version: str | None = None
+    counts: PolicyCounts = Field(default_factory=PolicyCounts)
+    quarantined_images: list[QuarantinedImage] = Field(
+        default_factory=list, description="Digests that admission refuses anywhere."
+    )
+    circuit_open_until: str | None = Field(
+        default=None, description="Destructive actions are suspended until this time."
+    )
+
+
+class MinerPolicy(ApiModel, ResourceInfo):
+    """A cluster-scoped policy."""
+
+    plural: ClassVar[str] = "minerpolicies"
+    singular: ClassVar[str] = "minerpolicy"
+    kind: ClassVar[str] = "MinerPolicy"
+    short_names: ClassVar[tuple[str, ...]] = ("mp",)
+    namespaced: ClassVar[bool] = False
+
+    api_version: Literal["minerguard.io/v1alpha1"] = "minerguard.io/v1alpha1"
+    kind_: Literal["MinerPolicy"] = Field(default="MinerPolicy", alias="kind")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: MinerPolicySpec = Field(default_factory=MinerPolicySpec)
+    status: MinerPolicyStatus | None = None

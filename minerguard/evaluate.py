@@ -1,0 +1,165 @@
+"""Decide about an object: which containers would run a miner, under which policies.
+
+The one place that turns containers plus policies into allow / warn / deny, so that
+``minerguard scan`` and the admission webhook can never disagree. Pure: image configs are
+looked up beforehand by the caller (the webhook from registries; scan has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from minerguard import podspec
+from minerguard.api.policy import AdmissionAction, RegistryFailure
+from minerguard.policy import CompiledPolicy
+from minerguard.signatures.engine import Subject, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A container whose evidence reached the threshold under one policy."""
+
+    policy: CompiledPolicy
+    container: podspec.Container
+    argv: tuple[str, ...]
+    verdict: Verdict
+    image_digest: str | None
+
+    @property
+    def denies(self) -> bool:
+        """Whether this finding refuses admission (Enforce + Deny)."""
+        return self.policy.enforcing and self.policy.spec.actions.admission is AdmissionAction.DENY
+
+    def message(self) -> str:
+        """One line naming container, signal and policy."""
+        top = self.verdict.signals[0]
+        return (
+            f'container "{self.container.name}" would run a cryptominer: {top.describe()}; '
+            f"signals {self.verdict.summary()} (score {self.verdict.score:g}) "
+            f'[MinerPolicy "{self.policy.name}"]'
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unverified:
+    """A container whose entrypoint could not be read from its registry."""
+
+    policy: CompiledPolicy
+    container: podspec.Container
+    error: str
+
+    @property
+    def denies(self) -> bool:
+        """Whether the policy refuses what it cannot verify."""
+        return (
+            self.policy.enforcing
+            and self.policy.spec.actions.on_registry_failure is RegistryFailure.DENY
+        )
+
+    def message(self) -> str:
+        """One line for the response."""
+        return (
+            f'container "{self.container.name}": entrypoint of image {self.container.image} '
+            f'not verified ({self.error}) [MinerPolicy "{self.policy.name}"]'
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one object."""
+
+    findings: tuple[Finding, ...] = ()
+    unverified: tuple[Unverified, ...] = ()
+    exempt: tuple[str, ...] = ()
+    policies: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def allowed(self) -> bool:
+        """False when any finding or unverifiable image is refused."""
+        return not any(f.denies for f in self.findings) and not any(
+            u.denies for u in self.unverified
+        )
+
+    @property
+    def message(self) -> str:
+        """The refusal, one line per refusing reason; empty when allowed."""
+        lines = [f.message() for f in self.findings if f.denies]
+        lines += [u.message() for u in self.unverified if u.denies]
+        return "minerguard: " + "; ".join(lines) if lines else ""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is reported but not refused (Audit, Warn, unverified images allowed)."""
+        lines = [f"minerguard: {f.message()}" for f in self.findings if not f.denies]
+        lines += [f"minerguard: {u.message()}" for u in self.unverified if not u.denies]
+        return lines
+
+
+def evaluate_containers(
+    containers: Sequence[podspec.Container],
+    pod_labels: Mapping[str, str],
+    namespace: str | None,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+    *,
+    image_configs: Mapping[str, podspec.ImageConfig] | None = None,
+    image_errors: Mapping[str, str] | None = None,
+) -> Decision:
+    """Evaluate containers under every policy that covers the namespace."""
+    image_configs = image_configs or {}
+    image_errors = image_errors or {}
+    findings: list[Finding] = []
+    unverified: list[Unverified] = []
+    exempt: list[str] = []
+    applied: list[str] = []
+    for policy in policies:
+        if not policy.covers_namespace(namespace, namespace_labels):
+            continue
+        applied.append(policy.name)
+        for declared in containers:
+            config = image_configs.get(declared.image)
+            argv = podspec.effective_argv(declared, config)
+            digest = config.digest if config else None
+            reason = policy.exemption(declared.image, digest, pod_labels, argv)
+            if reason is not None:
+                exempt.append(f"{declared.name}: {reason}")
+                continue
+            subject = Subject(
+                argv=argv, env=podspec.effective_env(declared, config), image=declared.image
+            )
+            verdict = policy.engine.evaluate(subject)
+            quarantined = policy.quarantine_signal(declared.image, digest)
+            if quarantined is not None:
+                verdict = Verdict(
+                    verdict.score + quarantined.weight, (quarantined, *verdict.signals)
+                )
+            if verdict.matched:
+                findings.append(Finding(policy, declared, argv, verdict, digest))
+            elif podspec.needs_image_config(declared) and declared.image in image_errors:
+                unverified.append(Unverified(policy, declared, image_errors[declared.image]))
+    return Decision(tuple(findings), tuple(unverified), tuple(exempt), tuple(applied))
+
+
+def evaluate_object(
+    obj: Mapping[str, Any],
+    policies: Sequence[CompiledPolicy],
+    *,
+    namespace_labels: Mapping[str, str] | None = None,
+    image_configs: Mapping[str, podspec.ImageConfig] | None = None,
+    image_errors: Mapping[str, str] | None = None,
+) -> Decision:
+    """Evaluate a Pod or workload; raises UnsupportedObjectError for other kinds."""
+    template = podspec.template(obj)
+    metadata = obj.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return evaluate_containers(
+        template.containers,
+        template.labels,
+        namespace if isinstance(namespace, str) else None,
+        namespace_labels or {},
+        policies,
+        image_configs=image_configs,
+        image_errors=image_errors,
+    )

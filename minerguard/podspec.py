@@ -1,0 +1,180 @@
+"""Read what each container of a Pod or workload will run, by Kubernetes' own rules.
+
+Pod ``command`` replaces the image Entrypoint and drops its Cmd; ``args`` alone keep the
+Entrypoint and replace the Cmd; neither keeps both. ``$(VAR)`` references expand from the
+container's environment (image env first, pod env over it); ``$$(VAR)`` is a literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from minerguard.errors import UnsupportedObjectError
+
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+"""Where each kind keeps the pod spec that its pods are made from."""
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*+)\)")
+
+
+class ContainerKind(StrEnum):
+    """Where in the pod spec a container is declared."""
+
+    CONTAINER = "containers"
+    INIT = "initContainers"
+    EPHEMERAL = "ephemeralContainers"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container as declared: what the pod says, before the image fills the gaps."""
+
+    name: str
+    kind: ContainerKind
+    image: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """The parts of an image's config that decide what runs."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodTemplate:
+    """The pod part of an object: labels and containers."""
+
+    labels: Mapping[str, str]
+    containers: tuple[Container, ...]
+    service_account: str | None
+    image_pull_secrets: tuple[str, ...]
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return (str(value),)
+    return tuple(str(item) for item in value)
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list):
+        return ()
+    pairs = []
+    for item in value:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            literal = item.get("value")
+            pairs.append((item["name"], literal if isinstance(literal, str) else ""))
+    return tuple(pairs)
+
+
+def container(raw: Mapping[str, Any], kind: ContainerKind) -> Container:
+    """Read one container; tolerant of missing or mistyped fields (the API server checks)."""
+    return Container(
+        name=str(raw.get("name", "")),
+        kind=kind,
+        image=str(raw.get("image", "")),
+        command=_strings(raw.get("command")),
+        args=_strings(raw.get("args")),
+        env=_env(raw.get("env")),
+    )
+
+
+def pod_spec(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+    """The pod spec and pod labels of a Pod or workload; raises for other kinds."""
+    kind = obj.get("kind")
+    path = POD_TEMPLATE_PATHS.get(kind) if isinstance(kind, str) else None
+    if path is None:
+        raise UnsupportedObjectError(f"kind {kind!r} has no pod template")
+    node: Any = obj
+    labels: Any = obj.get("metadata", {}).get("labels") if kind == "Pod" else None
+    for index, key in enumerate(path):
+        if key == "spec" and index == len(path) - 1 and kind != "Pod":
+            labels = node.get("metadata", {}).get("labels") if isinstance(node, Mapping) else None
+        node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping):
+        raise UnsupportedObjectError(f"{kind} has no {'.'.join(path)}")
+    return node, labels if isinstance(labels, Mapping) else {}
+
+
+def template(obj: Mapping[str, Any]) -> PodTemplate:
+    """All containers (regular, init, ephemeral) of a Pod or workload."""
+    spec, labels = pod_spec(obj)
+    found: list[Container] = []
+    for kind in ContainerKind:
+        items = spec.get(kind.value)
+        if isinstance(items, list):
+            found.extend(container(c, kind) for c in items if isinstance(c, Mapping))
+    secrets = spec.get("imagePullSecrets")
+    return PodTemplate(
+        labels={str(k): str(v) for k, v in labels.items()},
+        containers=tuple(found),
+        service_account=spec.get("serviceAccountName") or None,
+        image_pull_secrets=tuple(
+            str(s["name"]) for s in secrets or () if isinstance(s, Mapping) and "name" in s
+        )
+        if isinstance(secrets, list)
+        else (),
+    )
+
+
+def needs_image_config(declared: Container) -> bool:
+    """Whether the image decides part of what runs (no ``command`` in the pod)."""
+    return declared.command is None
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion: unknown references stay as written."""
+    if "$" not in text:
+        return text
+
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        return env.get(name, match.group(0))
+
+    return _VAR_REF.sub(repl, text)
+
+
+def effective_env(declared: Container, image: ImageConfig | None) -> tuple[tuple[str, str], ...]:
+    """Image env overlaid by the pod's env, in that order."""
+    merged: dict[str, str] = {}
+    for name, value in image.env if image else ():
+        merged[name] = value
+    for name, value in declared.env:
+        merged[name] = expand(value, merged)
+    return tuple(merged.items())
+
+
+def effective_argv(declared: Container, image: ImageConfig | None) -> tuple[str, ...]:
+    """The argv the container will start with; the image's parts are empty when unknown."""
+    env = dict(effective_env(declared, image))
+    if declared.command is not None:
+        argv: Sequence[str] = (*declared.command, *(declared.args or ()))
+    elif declared.args is not None:
+        argv = (*(image.entrypoint if image else ()), *declared.args)
+    else:
+        argv = (*(image.entrypoint if image else ()), *(image.cmd if image else ()))
+    return tuple(expand(word, env) for word in argv)

@@ -1,0 +1,1 @@
+"""Signature matching: the built-in bundle, normalisation and the linear-time engine."""

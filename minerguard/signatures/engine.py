@@ -1,0 +1,393 @@
+"""The signature engine: weighted evidence from what a process or container will run.
+
+Evidence is weighted, never binary. Each entry carries a weight and each kind of evidence is
+capped, so a miner's binary name alone, a wallet-shaped string alone, a pool port alone or
+the word "pool" can never reach the deny threshold; combinations do (a stratum URL, a set of
+miner options, a known miner image, a pool host with its port, a miner binary with a wallet).
+
+Cost is flat in the number of signatures: literal kinds are hash lookups per token (pool
+hosts per domain label), and every regular expression of a policy runs in one RE2 set pass
+over the normalised text, in time linear in the input whatever the pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import re2
+
+from minerguard import images
+from minerguard.errors import MinerguardError
+from minerguard.signatures import normalise
+from minerguard.signatures.bundle import Entry, Kind
+
+THRESHOLD = 1.0
+"""Score at which signature evidence is a match."""
+
+KIND_CAPS: dict[Kind, float] = {
+    Kind.BINARY: 0.6,
+    Kind.OPTION: 1.0,
+    Kind.ALGORITHM: 0.5,
+    Kind.IMAGE: 1.0,
+    Kind.POOL_HOST: 0.6,
+    Kind.POOL_PORT: 0.4,
+    Kind.URL_SCHEME: 1.0,
+    Kind.WALLET: 0.5,
+    Kind.ENV_NAME: 0.25,
+    Kind.USER_AGENT: 0.5,
+    Kind.TEXT: 0.5,
+    Kind.ARGUMENT: 1.0,
+}
+"""The most each kind of evidence can add, whatever the number of its hits."""
+
+SIGNAL_NAMES: dict[Kind, str] = {
+    Kind.BINARY: "miner-binary",
+    Kind.OPTION: "miner-option",
+    Kind.ALGORITHM: "mining-algorithm",
+    Kind.IMAGE: "miner-image",
+    Kind.POOL_HOST: "pool-host",
+    Kind.POOL_PORT: "pool-port",
+    Kind.URL_SCHEME: "pool-url",
+    Kind.WALLET: "wallet",
+    Kind.ENV_NAME: "miner-env",
+    Kind.USER_AGENT: "miner-agent",
+    Kind.TEXT: "miner-config",
+    Kind.ARGUMENT: "argument-pattern",
+}
+
+ALGO_OPTIONS = frozenset({"-a", "--algo", "--algorithm", "-algo", "--algorithms"})
+MAX_PATTERN_CHARS = 1024
+RE2_MAX_MEM = 64 << 20
+
+
+class PatternError(MinerguardError):
+    """A regular expression entry does not compile in RE2; ``entry_id`` names it."""
+
+    def __init__(self, entry_id: str, message: str) -> None:
+        super().__init__(f"{entry_id}: {message}")
+        self.entry_id = entry_id
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a container or process runs, as far as it is known."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    image: str | None = None
+    executable: str | None = None
+    texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One piece of evidence."""
+
+    name: str
+    detail: str
+    weight: float
+    where: str
+    signature: str
+
+    def describe(self) -> str:
+        """One line for a person."""
+        return f"{self.detail} (in {self.where})"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The evidence found and the score it adds up to."""
+
+    score: float
+    signals: tuple[Signal, ...]
+
+    @property
+    def matched(self) -> bool:
+        """Whether the evidence reaches the threshold."""
+        return self.score >= THRESHOLD
+
+    def summary(self) -> str:
+        """The signal names, strongest first, for one-line messages."""
+        return ", ".join(s.name for s in sorted(self.signals, key=lambda s: -s.weight))
+
+
+CLEAN = Verdict(score=0.0, signals=())
+
+
+def _reason(err: re2.error) -> str:
+    first = err.args[0] if err.args else ""
+    return first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
+
+
+def _new_set(case_sensitive: bool) -> re2.Set:
+    options = re2.Options()
+    options.max_mem = RE2_MAX_MEM
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    return re2.Set.SearchSet(options)
+
+
+@dataclass
+class PatternSet:
+    """Regex entries compiled into one RE2 set, plus each alone to say where it matched."""
+
+    case_sensitive: bool
+    entries: list[Entry] = field(default_factory=list)
+    singles: list[re2._Regexp] = field(default_factory=list)
+    compiled: re2.Set | None = None
+
+    def add(self, entry: Entry, pattern: str) -> None:
+        """Compile one pattern alone (to report errors per entry) and into the set."""
+        if len(entry.value) > MAX_PATTERN_CHARS:
+            raise PatternError(entry.id, f"longer than {MAX_PATTERN_CHARS} characters")
+        options = re2.Options()
+        options.log_errors = False
+        options.max_mem = RE2_MAX_MEM
+        options.case_sensitive = self.case_sensitive
+        try:
+            self.singles.append(re2.compile(pattern, options))
+        except re2.error as err:
+            raise PatternError(entry.id, f"not a valid RE2 pattern: {_reason(err)}") from err
+        if self.compiled is None:
+            self.compiled = _new_set(self.case_sensitive)
+        try:
+            self.compiled.Add(pattern)
+        except re2.error as err:
+            raise PatternError(entry.id, f"rejected by RE2: {_reason(err)}") from err
+        self.entries.append(entry)
+
+    def finish(self) -> None:
+        """Build the set's automaton; call once after the last :meth:`add`."""
+        if self.compiled is None:
+            return
+        try:
+            self.compiled.Compile()
+        except re2.error as err:
+            raise PatternError(self.entries[0].id, "patterns exceed RE2's memory budget") from err
+
+    def search(self, haystack: str) -> list[int]:
+        """Indexes of the entries that match somewhere in ``haystack``, in one pass."""
+        if self.compiled is None:
+            return []
+        return list(self.compiled.Match(haystack) or ())
+
+
+def compile_patterns(entries: Iterable[Entry], case_sensitive: bool = False) -> PatternSet:
+    """A stand-alone pattern set (e.g. command exemptions); raises :class:`PatternError`."""
+    patterns = PatternSet(case_sensitive=case_sensitive)
+    for entry in entries:
+        patterns.add(entry, entry.value)
+    patterns.finish()
+    return patterns
+
+
+class _Scan:
+    """The state of one evaluation: hits so far, text for the regex pass, decode budget."""
+
+    __slots__ = ("budget", "hits", "pieces")
+
+    def __init__(self) -> None:
+        self.hits: dict[str, Signal] = {}
+        self.pieces: list[normalise.Piece] = []
+        self.budget = [normalise.MAX_DECODED_BYTES]
+
+
+class Engine:
+    """A compiled set of entries; build with :func:`compile_entries`, share freely."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self.entries: tuple[Entry, ...] = tuple(entries)
+        self._literal: dict[Kind, dict[str, Entry]] = {
+            kind: {} for kind in Kind if kind not in {Kind.WALLET, Kind.ARGUMENT}
+        }
+        self._wallets = PatternSet(case_sensitive=True)
+        self._arguments = PatternSet(case_sensitive=False)
+        for entry in self.entries:
+            if entry.kind is Kind.WALLET:
+                self._wallets.add(entry, rf"(?:^|[^0-9A-Za-z])(?:{entry.value})(?:[^0-9A-Za-z]|$)")
+            elif entry.kind is Kind.ARGUMENT:
+                self._arguments.add(entry, entry.value)
+            else:
+                key = entry.value.lower()
+                if entry.kind is Kind.IMAGE:
+                    key = images.parse(key).name
+                self._literal[entry.kind].setdefault(key, entry)
+        self._wallets.finish()
+        self._arguments.finish()
+        self._user_agents = tuple(self._literal[Kind.USER_AGENT])
+        self._texts = tuple(self._literal[Kind.TEXT].items())
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def evaluate(self, subject: Subject) -> Verdict:
+        """Collect the evidence in ``subject``; never raises on any input."""
+        scan = _Scan()
+        if subject.executable:
+            self._binary(normalise.basename(subject.executable), "executable", scan)
+        argv = [normalise.plain(arg[: normalise.MAX_FIELD_CHARS]) for arg in subject.argv]
+        if argv:
+            self._command(argv, "command", scan, depth=0)
+        for name, value in subject.env:
+            self._env(name, normalise.plain(value[: normalise.MAX_FIELD_CHARS]), scan)
+        for index, text in enumerate(subject.texts):
+            self._text(normalise.plain(text[: normalise.MAX_FIELD_CHARS]), f"file {index}", scan)
+        if subject.image:
+            self._image(subject.image, scan)
+        self._regexes(scan)
+        if not scan.hits:
+            return CLEAN
+        totals: dict[str, float] = {}
+        for signal in scan.hits.values():
+            totals[signal.name] = totals.get(signal.name, 0.0) + signal.weight
+        caps = {SIGNAL_NAMES[kind]: cap for kind, cap in KIND_CAPS.items()}
+        score = round(sum(min(total, caps[name]) for name, total in totals.items()), 3)
+        signals = tuple(sorted(scan.hits.values(), key=lambda s: (-s.weight, s.name)))
+        return Verdict(score=score, signals=signals)
+
+    def _hit(self, entry: Entry, detail: str, where: str, scan: _Scan) -> None:
+        if entry.id not in scan.hits:
+            name = SIGNAL_NAMES[entry.kind]
+            scan.hits[entry.id] = Signal(name, detail, entry.weight, where, entry.id)
+
+    def _binary(self, name: str, where: str, scan: _Scan) -> None:
+        entry = self._literal[Kind.BINARY].get(name)
+        if entry is not None:
+            self._hit(entry, f"executable {name!r} is a known miner", where, scan)
+
+    def _command(self, argv: list[str], where: str, scan: _Scan, depth: int) -> None:
+        scan.pieces.append(normalise.Piece(" ".join(argv), where))
+        argv = normalise.unwrap(argv)
+        if not argv:
+            return
+        script = normalise.shell_script(argv)
+        if script is not None:
+            if depth < normalise.MAX_DEPTH:
+                for command in normalise.shell_commands(script):
+                    self._command(command, f"{where} (sh -c)", scan, depth + 1)
+            return
+        self._binary(normalise.basename(argv[0]), where, scan)
+        options = self._literal[Kind.OPTION]
+        algorithms = self._literal[Kind.ALGORITHM]
+        for index in range(1, len(argv)):
+            word = argv[index]
+            if depth < normalise.MAX_DEPTH and any(c.isspace() for c in word):
+                for command in normalise.shell_commands(word):
+                    self._command(command, where, scan, depth + 1)
+                continue
+            token = normalise.fold(word)
+            if len(token) > 1 and token[0] == "-":
+                name, equals, value = token.partition("=")
+                entry = options.get(name)
+                if entry is not None:
+                    self._hit(entry, f"miner option {name}", where, scan)
+                if name in ALGO_OPTIONS:
+                    algo = value or (
+                        normalise.fold(argv[index + 1]) if index + 1 < len(argv) else ""
+                    )
+                    found = algorithms.get(algo)
+                    if found is not None:
+                        self._hit(found, f"mining algorithm {algo!r}", where, scan)
+                if equals:
+                    self._value(value, where, scan)
+            else:
+                self._value(token, where, scan)
+        if depth < normalise.MAX_DEPTH:
+            for payload in normalise.base64_payloads(argv, scan.budget):
+                self._script(payload, f"{where} (base64)", scan, depth + 1)
+
+    def _script(self, text: str, where: str, scan: _Scan, depth: int) -> None:
+        for command in normalise.shell_commands(normalise.plain(text)):
+            self._command(command, where, scan, depth)
+
+    def _value(self, token: str, where: str, scan: _Scan) -> None:
+        """A folded word that is not an option: URL, endpoint, host, agent string."""
+        if "://" in token:
+            scheme, _, rest = token.partition("://")
+            entry = self._literal[Kind.URL_SCHEME].get(scheme.rsplit("=", 1)[-1])
+            if entry is not None:
+                self._hit(entry, f"mining URL scheme {scheme}://", where, scan)
+            self._endpoint(rest.split("/", 1)[0].rsplit("@", 1)[-1], where, scan)
+        elif "=" in token:
+            self._value(token.rsplit("=", 1)[-1], where, scan)
+        elif "." in token or ":" in token:
+            self._endpoint(token, where, scan)
+        if self._user_agents and token.startswith(self._user_agents):
+            prefix = next(p for p in self._user_agents if token.startswith(p))
+            self._hit(
+                self._literal[Kind.USER_AGENT][prefix], f"miner agent string {token!r}", where, scan
+            )
+
+    def _endpoint(self, text: str, where: str, scan: _Scan) -> None:
+        host, colon, port = text.rpartition(":")
+        if not colon or not port.isdigit():
+            host, port = text, ""
+        host = host.strip("[]")
+        if port and host:
+            entry = self._literal[Kind.POOL_PORT].get(str(int(port)) if len(port) < 6 else port)
+            if entry is not None:
+                self._hit(entry, f"pool port {port} in {text!r}", where, scan)
+        hosts = self._literal[Kind.POOL_HOST]
+        if "." not in host or not hosts:
+            return
+        suffix = host.rstrip(".")
+        while suffix:
+            entry = hosts.get(suffix)
+            if entry is not None:
+                self._hit(entry, f"mining pool host {host!r}", where, scan)
+                return
+            suffix = suffix.partition(".")[2]
+
+    def _env(self, name: str, value: str, scan: _Scan) -> None:
+        where = f"env {name}"
+        entry = self._literal[Kind.ENV_NAME].get(name.lower())
+        if entry is not None:
+            self._hit(entry, f"miner configuration variable {name}", where, scan)
+        if any(c.isspace() for c in value):
+            self._script(value, where, scan, depth=1)
+            return
+        scan.pieces.append(normalise.Piece(value, where))
+        self._value(normalise.fold(value), where, scan)
+        for payload in normalise.base64_payloads([value], scan.budget):
+            self._script(payload, f"{where} (base64)", scan, depth=1)
+
+    def _text(self, text: str, where: str, scan: _Scan) -> None:
+        scan.pieces.append(normalise.Piece(text, where))
+        folded = normalise.fold(text)
+        for literal, entry in self._texts:
+            if literal in folded:
+                self._hit(entry, f"miner configuration {literal!r}", where, scan)
+        options = self._literal[Kind.OPTION]
+        algorithms = self._literal[Kind.ALGORITHM]
+        for token in normalise.text_tokens(folded):
+            if token in algorithms:
+                self._hit(algorithms[token], f"mining algorithm {token!r}", where, scan)
+            if token[0] == "-" and token in options:
+                self._hit(options[token], f"miner option {token}", where, scan)
+            self._value(token, where, scan)
+
+    def _image(self, ref: str, scan: _Scan) -> None:
+        parsed = images.parse(normalise.plain(ref))
+        entry = self._literal[Kind.IMAGE].get(parsed.name)
+        if entry is not None:
+            self._hit(entry, f"image {parsed.name} is a known miner image", "image", scan)
+        self._binary(parsed.repository.rsplit("/", 1)[-1], "image name", scan)
+
+    def _regexes(self, scan: _Scan) -> None:
+        if not scan.pieces:
+            return
+        haystack = "\n".join(piece.text for piece in scan.pieces)
+        for group, label in ((self._wallets, "wallet address"), (self._arguments, "pattern")):
+            for index in group.search(haystack):
+                entry, single = group.entries[index], group.singles[index]
+                piece = next((p for p in scan.pieces if single.search(p.text)), scan.pieces[0])
+                found = single.search(piece.text)
+                shown = found.group(0).strip() if found else ""
+                shown = shown if len(shown) <= 24 else shown[:20] + "..."
+                self._hit(entry, f"{label} {shown!r} ({entry.id})", piece.where, scan)
+
+
+def compile_entries(entries: Iterable[Entry]) -> Engine:
+    """Compile entries once (per policy generation); raises :class:`PatternError`."""
+    return Engine(entries)

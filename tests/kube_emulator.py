@@ -1,0 +1,126 @@
+"""kmock's Kubernetes emulator, fixed to serve the real ``kubernetes`` client and kopf.
+
+The stock emulator stores POSTed bodies verbatim, answers 200 to creates, ignores
+``watch=True`` and trailing slashes, and slows down with every request it remembers
+(ENVIRONMENT.md §1). This subclass fixes those gaps; :class:`EmulatorThread` runs it on its own
+event loop so synchronous clients and kopf threads can use it. The chart's generated CRDs are
+registered, so the resources are served exactly as the chart declares them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import threading
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import kmock
+import yaml
+from kmock._internal.rendering import Response
+
+CRD_DIR = Path(__file__).resolve().parents[1] / "charts" / "minerguard" / "files" / "crds"
+
+
+class Emulator(kmock.KubernetesEmulator):
+    """The emulator with metadata, 201 on create, watch=True and CRD registration."""
+
+    _rv = itertools.count(1)
+
+    async def __call__(self, raw_request: Any) -> Any:
+        if raw_request.query.get("watch") in ("True", "1"):
+            url = raw_request.rel_url.update_query(watch="true")
+            raw_request = raw_request.clone(rel_url=url)
+        if raw_request.path in ("/version/", "/api/", "/apis/"):
+            url = raw_request.rel_url.with_path(raw_request.path.rstrip("/"))
+            raw_request = raw_request.clone(rel_url=url)
+        try:
+            return await super().__call__(raw_request)
+        finally:
+            self._requests[:] = [r for r in self._requests if r._raw_request is not raw_request]
+
+    async def _handle(self, request: Any) -> Any:
+        if request.resource is not None and isinstance(request.data, dict):
+            if request.action == kmock.action.CREATE:
+                metadata = request.data.setdefault("metadata", {})
+                if request.namespace:
+                    metadata.setdefault("namespace", request.namespace)
+                if "name" not in metadata and "generateName" in metadata:
+                    metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
+                metadata.setdefault("uid", str(uuid.uuid4()))
+                metadata.setdefault("generation", 1)
+                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                metadata.setdefault("creationTimestamp", stamp)
+                metadata["resourceVersion"] = str(next(self._rv))
+                if request.resource == "apiextensions.k8s.io/v1/customresourcedefinitions":
+                    self.register_crd(request.data)
+            elif request.action == kmock.action.UPDATE:
+                request.data.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
+        return await super()._handle(request)
+
+    def register_crd(self, crd: dict[str, Any]) -> None:
+        """Serve a CRD's resource, as the API server does once the CRD is created."""
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            self.resources[f"{spec['group']}/{version['name']}/{spec['names']['plural']}"] = (
+                kmock.ResourceInfo(
+                    kind=spec["names"]["kind"],
+                    singular=spec["names"].get("singular"),
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                    subresources=set(version.get("subresources", {})),
+                    verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
+                )
+            )
+
+    async def _serve_create(self, request: Any) -> Any:
+        return Response(status=201, payload=await super()._serve_create(request))
+
+
+class EmulatorThread:
+    """Runs the emulator on 127.0.0.1 (random port) on its own thread and loop."""
+
+    url: str
+    emu: Emulator
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=lambda: self.loop.run_until_complete(self._main()), daemon=True
+        )
+
+    async def _main(self) -> None:
+        self.stop = asyncio.Event()
+        async with Emulator() as emu, kmock.Server(emu) as server:
+            emu.resources.load_bundled()
+            for path in sorted(CRD_DIR.glob("*.yaml")):
+                emu.register_crd(yaml.safe_load(path.read_text()))
+            self.emu, self.url = emu, str(server.url).rstrip("/")
+            self.ready.set()
+            await self.stop.wait()
+
+    def __enter__(self) -> EmulatorThread:
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("the kmock emulator did not start within 10 s")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+    def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Stored objects of a resource (``'v1/pods'``, ``'minerguard.io/v1alpha1/...'``)."""
+        found: list[dict[str, Any]] = []
+        for key, value in list(self.emu.objects.items()):
+            if key[0] == resource and (namespace is None or key[1] == namespace):
+                found.append(dict(value))
+        return found
