@@ -124,6 +124,7 @@ class Reporter:
             except errors.ApiError as err:
                 if err.retryable or isinstance(err, errors.ConfigError):
                     self.retried += 1
+                    self._api = None  # ask the factory again: credentials or address may change
                     log.warning("API unavailable, retrying in %.1fs: %s", backoff, err)
                     with self._cond:
                         self._busy = False

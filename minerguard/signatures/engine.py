@@ -110,7 +110,8 @@ class Verdict:
 
     def summary(self) -> str:
         """The signal names, strongest first, for one-line messages."""
-        return ", ".join(s.name for s in sorted(self.signals, key=lambda s: -s.weight))
+        ordered = sorted(self.signals, key=lambda s: -s.weight)
+        return ", ".join(dict.fromkeys(s.name for s in ordered))
 
 
 CLEAN = Verdict(score=0.0, signals=())

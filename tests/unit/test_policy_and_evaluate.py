@@ -1,0 +1,153 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minerguard import evaluate, podspec
+from minerguard.api.policy import MinerPolicy
+from minerguard.errors import PolicyError
+from minerguard.policy import compile_policy, default_policy, load_policy_file
+
+WALLET = "4" + "A" + "1" * 93
+
+
+def policy(**spec: Any) -> MinerPolicy:
+    return MinerPolicy.model_validate({"metadata": {"name": "p", "generation": 3}, "spec": spec})
+
+
+def pod(command: list[str], namespace: str = "apps", image: str = "busybox") -> dict[str, Any]:
+    return {
+        "kind": "Pod",
+        "metadata": {"name": "x", "namespace": namespace, "labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "c", "image": image, "command": command}]},
+    }
+
+
+MINER = ["xmrig", "-o", "stratum+tcp://pool.example:3333", "-u", WALLET]
+
+
+def test_enforce_denies_with_one_line_naming_container_signal_and_policy() -> None:
+    decision = evaluate.evaluate_object(pod(MINER), [default_policy()])
+    assert not decision.allowed
+    assert decision.message.count("\n") == 0
+    assert 'container "c"' in decision.message
+    assert "pool-url" in decision.message
+    assert 'MinerPolicy "default"' in decision.message
+
+
+def test_audit_allows_and_warns() -> None:
+    decision = evaluate.evaluate_object(pod(MINER), [compile_policy(policy(mode="Audit"))])
+    assert decision.allowed
+    assert decision.warnings
+    assert "pool-url" in decision.warnings[0]
+
+
+def test_warn_action_allows_in_enforce_mode() -> None:
+    audit = compile_policy(policy(actions={"admission": "Warn"}))
+    assert evaluate.evaluate_object(pod(MINER), [audit]).allowed
+
+
+def test_excluded_namespaces_and_selectors_limit_coverage() -> None:
+    assert evaluate.evaluate_object(pod(MINER, "kube-system"), [default_policy()]).allowed
+    selective = compile_policy(policy(namespaceSelector={"matchLabels": {"team": "data"}}))
+    assert evaluate.evaluate_object(pod(MINER), [selective], namespace_labels={}).allowed
+    decision = evaluate.evaluate_object(pod(MINER), [selective], namespace_labels={"team": "data"})
+    assert not decision.allowed
+
+
+@pytest.mark.parametrize(
+    "exemptions",
+    [
+        {"images": ["docker.io/library/busybox"]},
+        {"images": ["docker.io/library/*"]},
+        {"podLabels": {"matchLabels": {"app": "x"}}},
+        {"commandPatterns": ["stratum\\+tcp://pool\\.example"]},
+        {"namespaces": ["apps"]},
+    ],
+)
+def test_exemptions_are_honoured(exemptions: dict[str, Any]) -> None:
+    compiled = compile_policy(policy(exemptions=exemptions))
+    assert evaluate.evaluate_object(pod(MINER), [compiled]).allowed
+
+
+def test_policy_signatures_extend_the_builtin_bundle() -> None:
+    compiled = compile_policy(
+        policy(signatures={"poolHosts": ["pool.corp.example"], "poolPorts": [14444]})
+    )
+    decision = evaluate.evaluate_object(pod(["app", "pool.corp.example:14444"]), [compiled])
+    assert not decision.allowed
+
+
+def test_without_builtin_signatures_only_the_policys_own_apply() -> None:
+    compiled = compile_policy(policy(builtinSignatures=False, signatures={"binaries": ["foo"]}))
+    assert evaluate.evaluate_object(pod(MINER[:3]), [compiled]).allowed
+
+
+def test_unverifiable_images_follow_the_policys_choice() -> None:
+    no_command = {
+        "kind": "Pod",
+        "metadata": {"namespace": "a"},
+        "spec": {"containers": [{"name": "c", "image": "r/i"}]},
+    }
+    errors = {"r/i": "registry unreachable"}
+    allow = compile_policy(policy())
+    deny = compile_policy(policy(actions={"onRegistryFailure": "Deny"}))
+    allowed = evaluate.evaluate_object(no_command, [allow], image_errors=errors)
+    assert allowed.allowed
+    assert "not verified" in allowed.warnings[0]
+    refused = evaluate.evaluate_object(no_command, [deny], image_errors=errors)
+    assert not refused.allowed
+    assert "registry unreachable" in refused.message
+
+
+def test_image_config_supplies_the_entrypoint() -> None:
+    no_command = {
+        "kind": "Pod",
+        "metadata": {"namespace": "a"},
+        "spec": {"containers": [{"name": "c", "image": "r/i", "args": ["-u", WALLET]}]},
+    }
+    config = podspec.ImageConfig(entrypoint=("/usr/bin/xmrig",), digest="sha256:" + "0" * 64)
+    decision = evaluate.evaluate_object(
+        no_command, [default_policy()], image_configs={"r/i": config}
+    )
+    assert not decision.allowed
+    assert decision.findings[0].image_digest == "sha256:" + "0" * 64
+
+
+def test_quarantined_digests_are_refused_anywhere() -> None:
+    digest = "sha256:" + "ab" * 32
+    raw = policy().model_dump(by_alias=True)
+    raw["status"] = {"quarantinedImages": [{"digest": digest}]}
+    compiled = compile_policy(MinerPolicy.model_validate(raw))
+    benign = pod(["nginx"], image=f"r/web@{digest}")
+    decision = evaluate.evaluate_object(benign, [compiled])
+    assert not decision.allowed
+    assert "quarantined" in decision.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"signatures": {"argumentPatterns": ["ok", "(unclosed"]}}, "argumentPatterns[1]"),
+        ({"signatures": {"walletPatterns": ["(?<=x)y"]}}, "walletPatterns[0]"),
+        ({"exemptions": {"commandPatterns": ["a)"]}}, "commandPatterns[0]"),
+        ({"exemptions": {"images": ["x@md5:1"]}}, "exemptions.images[0]"),
+        ({"signatures": {"binaries": [" "]}}, "binaries[0]"),
+    ],
+)
+def test_broken_policies_are_refused_naming_the_field(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        compile_policy(policy(**spec))
+    assert field in err.value.field
+
+
+def test_policy_files_are_loaded_with_errors_naming_file_and_document(tmp_path: Path) -> None:
+    good = tmp_path / "p.yaml"
+    good.write_text("apiVersion: minerguard.io/v1alpha1\nkind: MinerPolicy\nmetadata: {name: a}\n")
+    assert [p.name for p in load_policy_file(good)] == ["a"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "kind: MinerPolicy\nmetadata: {name: a}\n---\nkind: MinerPolicy\nspec: {mode: X}\n"
+    )
+    with pytest.raises(PolicyError, match=r"bad.yaml\[1\]: spec.mode"):
+        load_policy_file(bad)

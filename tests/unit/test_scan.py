@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minerguard import scan
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "manifests"
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "minerguard", "scan", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_scan_of_the_examples_denies_the_miners_and_passes_the_rest() -> None:
+    result = run(str(EXAMPLES))
+    assert result.returncode == 1
+    verdicts = dict(
+        line.split()[:2][::-1] for line in result.stdout.splitlines() if line[:1] != " "
+    )
+    assert verdicts == {
+        "Job/ci/build-pool": "OK",
+        "DaemonSet/infra/chrony": "OK",
+        "StatefulSet/blockchain/monerod": "OK",
+        "Pod/default/totally-legit-worker": "DENY",
+        "Deployment/media/image-resizer": "DENY",
+    }
+
+
+def test_json_and_sarif_outputs_carry_the_signals() -> None:
+    payload = json.loads(run("--output", "json", str(EXAMPLES / "miner-pod.yaml")).stdout)
+    assert payload[0]["verdict"] == "DENY"
+    assert "pool-url" in {s["name"] for s in payload[0]["findings"][0]["signals"]}
+    sarif = json.loads(run("--output", "sarif", str(EXAMPLES / "miner-pod.yaml")).stdout)
+    assert sarif["version"] == "2.1.0"
+    assert sarif["runs"][0]["results"][0]["level"] == "error"
+
+
+def test_stdin_list_kinds_are_expanded() -> None:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "kind": "Pod",
+                "metadata": {"name": "a"},
+                "spec": {"containers": [{"name": "c", "image": "i", "command": ["true"]}]},
+            },
+            {"kind": "Service", "metadata": {"name": "s"}},
+        ],
+    }
+    result = run("-", stdin=json.dumps(doc))
+    assert result.returncode == 0
+    assert result.stdout.startswith("OK    Pod/default/a")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"kind: Pod\nspec: [unclosed", "not valid YAML/JSON"),
+        (bytes(range(256)) * 4, "not UTF-8"),
+        (b"- just\n- a list\n", "not a Kubernetes object"),
+        (b"kind: Pod\nmetadata: {name: a}\nspec: {containers: 5}\n", None),
+        (b"a: \x00", "binary data"),
+    ],
+)
+def test_malformed_input_is_a_clear_error_naming_the_file(
+    tmp_path: Path, content: bytes, message: str | None
+) -> None:
+    path = tmp_path / "input.yaml"
+    path.write_bytes(content)
+    result = run(str(path))
+    assert "Traceback" not in result.stderr
+    if message is None:
+        assert result.returncode == 0
+    else:
+        assert result.returncode == 2
+        assert str(path) in result.stderr
+        assert message in result.stderr
+
+
+def test_a_huge_document_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(scan.MAX_INPUT_BYTES + 10)
+    result = run(str(path))
+    assert result.returncode == 2
+    assert "larger than" in result.stderr or "binary" in result.stderr
+
+
+def test_an_invalid_policy_is_a_usage_error(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "kind: MinerPolicy\nmetadata: {name: p}\nspec: {signatures: {argumentPatterns: ['(']}}\n"
+    )
+    result = run("--policy", str(policy), str(EXAMPLES))
+    assert result.returncode == 2
+    assert "argumentPatterns[0]" in result.stderr
+
+
+def test_unknown_subcommands_and_missing_paths_are_usage_errors() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "minerguard", "nope"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert run().returncode == 2
+    assert run("/nonexistent/x.yaml").returncode == 2
