@@ -73,6 +73,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             out = {**options[0], **out}
     if "default" in out and out["default"] is None:
         del out["default"]  # the API server treats a null default as a value, not as absence
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if isinstance(out.get(exclusive), int | float) and not isinstance(out[exclusive], bool):
+            out[bound] = out.pop(exclusive)  # JSON Schema 2020 form -> OpenAPI v3.0 form
+            out[exclusive] = True
     if "const" in out:
         out["enum"] = [out.pop("const")]
     return out

@@ -56,6 +56,7 @@ SIGNAL_NAMES: dict[Kind, str] = {
     Kind.ARGUMENT: "argument-pattern",
 }
 
+_STRUCTURED = frozenset("{[")
 ALGO_OPTIONS = frozenset({"-a", "--algo", "--algorithm", "-algo", "--algorithms"})
 MAX_PATTERN_CHARS = 1024
 RE2_MAX_MEM = 64 << 20
@@ -345,6 +346,9 @@ class Engine:
         entry = self._literal[Kind.ENV_NAME].get(name.lower())
         if entry is not None:
             self._hit(entry, f"miner configuration variable {name}", where, scan)
+        if any(c in _STRUCTURED for c in value[:1]):
+            self._text(value, where, scan)  # a JSON/YAML config passed in one variable
+            return
         if any(c.isspace() for c in value):
             self._script(value, where, scan, depth=1)
             return

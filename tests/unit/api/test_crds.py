@@ -67,7 +67,8 @@ def test_descriptions_enums_and_bounds_survive_generation() -> None:
     spec = policy["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["mode"]["enum"] == ["Enforce", "Audit"]
     threshold = spec["properties"]["behaviour"]["properties"]["scoreThreshold"]
-    assert threshold["exclusiveMinimum"] == 0
+    assert threshold["minimum"] == 0
+    assert threshold["exclusiveMinimum"] is True  # OpenAPI v3.0, as the API server wants it
     assert threshold["description"]
 
 

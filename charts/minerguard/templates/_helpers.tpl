@@ -1,0 +1,154 @@
+{{/*
+Names. Cluster-scoped objects (ClusterRoles, the webhook configuration, the default policy) are
+named from the full name, so one release per cluster.
+*/}}
+{{- define "minerguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "minerguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace everything namespaced goes into. */}}
+{{- define "minerguard.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{/* A component's name: <fullname>-<component>. Call with (dict "root" $ "component" "webhook"). */}}
+{{- define "minerguard.componentName" -}}
+{{- printf "%s-%s" (include "minerguard.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "minerguard.webhook.serviceName" -}}
+{{- include "minerguard.componentName" (dict "root" . "component" "webhook") }}
+{{- end }}
+
+{{- define "minerguard.webhook.tlsSecretName" -}}
+{{- include "minerguard.componentName" (dict "root" . "component" "webhook-tls") }}
+{{- end }}
+
+{{- define "minerguard.caSecretName" -}}
+{{- include "minerguard.componentName" (dict "root" . "component" "ca") }}
+{{- end }}
+
+{{- define "minerguard.peeringName" -}}
+{{- default (include "minerguard.fullname" .) .Values.operator.peering.name }}
+{{- end }}
+
+{{/* Namespaces no webhook rule and no default policy ever covers. */}}
+{{- define "minerguard.excludedNamespaces" -}}
+{{- $ns := list "kube-system" (include "minerguard.namespace" .) }}
+{{- range .Values.excludedNamespaces }}{{ $ns = append $ns . }}{{ end }}
+{{- toJson (uniq $ns) }}
+{{- end }}
+
+{{/* Labels. */}}
+{{- define "minerguard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "minerguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: minerguard
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of one component. Call with (dict "root" $ "component" "agent"). */}}
+{{- define "minerguard.componentLabels" -}}
+{{ include "minerguard.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Selector labels of one component. Call with (dict "root" $ "component" "agent"). */}}
+{{- define "minerguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "minerguard.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* The one image every component runs. */}}
+{{- define "minerguard.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod anti-affinity spreading one component's replicas over nodes.
+Call with (dict "root" $ "component" "webhook" "mode" "soft").
+*/}}
+{{- define "minerguard.podAntiAffinity" -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "minerguard.selectorLabels" . | fromYaml)) }}
+{{- if eq .mode "hard" }}
+podAntiAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - {{ toYaml $term | nindent 6 | trim }}
+{{- else if eq .mode "soft" }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        {{- toYaml $term | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{/* Security context of the non-root containers (webhook, operator, hooks, tests). */}}
+{{- define "minerguard.restrictedContainerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+The agent's capabilities: the least set for the enabled features.
+  SYS_PTRACE       read /proc/PID/{exe,environ,fd,root} of processes with other credentials (always)
+  DAC_READ_SEARCH  read files a process names (-c config.json) under /proc/PID/root (always)
+  NET_ADMIN        join the proc connector's multicast group (features.procConnector)
+  KILL             SIGKILL processes of other users through a pidfd (features.killProcess)
+  SYS_ADMIN        fanotify_init with FAN_CLASS_CONTENT and FAN_OPEN_EXEC_PERM marks (features.fanotify)
+*/}}
+{{- define "minerguard.agent.capabilities" -}}
+{{- $caps := list "SYS_PTRACE" "DAC_READ_SEARCH" }}
+{{- if .Values.agent.features.procConnector }}{{ $caps = append $caps "NET_ADMIN" }}{{ end }}
+{{- if .Values.agent.features.killProcess }}{{ $caps = append $caps "KILL" }}{{ end }}
+{{- if .Values.agent.features.fanotify }}{{ $caps = append $caps "SYS_ADMIN" }}{{ end }}
+{{- range .Values.agent.extraCapabilities }}{{ $caps = append $caps . }}{{ end }}
+{{- toJson (uniq $caps) }}
+{{- end }}
+
+{{/*
+Metadata annotations for a custom resource whose CRD this chart itself installs.
+Helm maps every release manifest to an API before applying any, so on a first install (the CRD not
+yet served) the object is made a post-install hook, created once the CRDs exist. It carries Helm's
+ownership annotations, so the next upgrade, which sees the API and renders it as a plain release
+object, adopts it and from then on patches it in place (no delete-and-recreate gap) and deletes it
+on uninstall.
+Call with (dict "root" $ "api" "minerguard.io/v1alpha1/MinerPolicy" "weight" "0").
+*/}}
+{{- define "minerguard.customResourceAnnotations" -}}
+{{- if not (.root.Capabilities.APIVersions.Has .api) }}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation
+meta.helm.sh/release-name: {{ .root.Release.Name }}
+meta.helm.sh/release-namespace: {{ .root.Release.Namespace }}
+{{- end }}
+{{- end }}

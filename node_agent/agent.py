@@ -1,0 +1,142 @@
+"""The agent loop: one thread waits on the event source and runs the sampler on schedule.
+
+Single-threaded on purpose: the exec path (event → /proc read → engine) and the sampler share
+state (lineage, counters) without locks, and the kernel queues events while a sampling round
+runs. The fanotify gate, when enabled, is the only other thread: it must answer the kernel
+even while this loop is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node_agent.counters import Counters
+from node_agent.events import EventSource
+from node_agent.execwatch import ExecWatcher
+from node_agent.fanotify import ExecGate
+from node_agent.finding import LAYER_EXEC, Finding
+from node_agent.pods import PodLookup
+from node_agent.report import Sink
+from node_agent.rescan import RescanSource
+from node_agent.response import Responder
+from node_agent.sampler import Sampler
+from node_agent.scoring import Reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How often the periodic parts run (seconds)."""
+
+    sample_interval: float = 5.0
+    rescan_interval: float = 10.0
+    status_interval: float = 60.0
+
+
+class Agent:
+    """Wires a source, the exec watcher, the sampler, the responder and a sink together."""
+
+    def __init__(
+        self,
+        source: EventSource,
+        watcher: ExecWatcher,
+        sampler: Sampler,
+        responder: Responder,
+        sink: Sink,
+        *,
+        pods: PodLookup,
+        counters: Counters,
+        schedule: Schedule,
+        rescan: RescanSource | None = None,
+        gate: ExecGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._watcher = watcher
+        self._sampler = sampler
+        self._responder = responder
+        self._sink = sink
+        self._pods = pods
+        self.counters = counters
+        self._schedule = schedule
+        self._rescan = rescan
+        self._gate = gate
+        self._clock = clock
+        self.findings: list[Finding] = []
+        self.keep_findings = False
+
+    def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
+        """Loop until ``duration`` elapses or ``stop`` is set."""
+        start = self._clock()
+        deadline = None if duration is None else start + duration
+        next_sample = start
+        next_rescan = start
+        next_status = start + self._schedule.status_interval
+        first_rescan = True
+        while stop is None or not stop.is_set():
+            now = self._clock()
+            if deadline is not None and now >= deadline:
+                break
+            due = min(next_sample, next_rescan if self._rescan else next_sample)
+            if deadline is not None:
+                due = min(due, deadline)
+            events = self._source.poll(max(min(due - now, 0.5), 0.0))
+            self._deliver(self._watcher.handle(events))
+            now = self._clock()
+            if self._rescan is not None and now >= next_rescan:
+                found = self._rescan.scan(report_existing=first_rescan)
+                first_rescan = False
+                self._deliver(self._watcher.handle(found))
+                next_rescan = now + self._schedule.rescan_interval
+            if now >= next_sample:
+                self._deliver(self._sampler.tick(now))
+                next_sample = max(next_sample + self._schedule.sample_interval, now)
+            if self._gate is not None:
+                self._deliver(self._refusals())
+            if now >= next_status:
+                self._status()
+                next_status = now + self._schedule.status_interval
+        self._status()
+
+    def _refusals(self) -> list[Finding]:
+        assert self._gate is not None  # noqa: S101 - only called when a gate exists
+        out: list[Finding] = []
+        while self._gate.refusals:
+            refusal = self._gate.refusals.popleft()
+            out.append(
+                Finding(
+                    layer=LAYER_EXEC,
+                    score=1.0,
+                    reasons=(Reason("exec-refused", refusal.reason, 1.0),),
+                    policy="exec-gate",
+                    mode="Enforce",
+                    observed_at=refusal.timestamp,
+                    cgroup="",
+                    pid=refusal.pid,
+                    executable=refusal.path,
+                    actions_taken=("RefuseExec",),
+                )
+            )
+        return out
+
+    def _deliver(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            acted = self._responder.act(finding)
+            if self.keep_findings:
+                self.findings.append(acted)
+            try:
+                self._sink.emit(acted, self._pods.lookup(acted.pod_uid, acted.container_id))
+            except Exception:
+                log.exception("reporting a detection failed")
+                self.counters.add("report_errors")
+
+    def _status(self) -> None:
+        counts = self.counters.snapshot()
+        counts["events_dropped"] = self._source.dropped
+        counts["containers"] = len(self._sampler.tracked)
+        log.info("status %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))

@@ -1,0 +1,165 @@
+"""The exec layer: judge every new process by its argv, executable, environment and config.
+
+Fed by an ``EventSource``. Work per event is bounded: at most ``max_per_poll`` EXEC events are
+inspected per poll and the rest are counted as dropped (a rescan finds survivors later). A
+process is judged once per (pid, start time, argv), so a rescan re-judges only processes
+whose command line changed since (argv rewriting).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from minerguard.signatures import engine
+from node_agent import attribution, errors, masquerade
+from node_agent.counters import Counters
+from node_agent.events import EventKind, ProcEvent
+from node_agent.finding import LAYER_EXEC, Finding
+from node_agent.inspect_process import ProcessSnapshot, snapshot
+from node_agent.lineage import Lineage
+from node_agent.pods import PodLookup
+from node_agent.policyset import AgentPolicy, PolicySet
+from node_agent.procfs import ProcFS
+from node_agent.scoring import Reason
+
+MASQUERADE_CAP = 0.6
+
+
+def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reason, ...]]:
+    """Signature score plus masquerade evidence (capped) for one process under one policy."""
+    subject = engine.Subject(
+        argv=snap.argv,
+        env=snap.env,
+        executable=snap.exe.path if snap.exe else None,
+        texts=snap.texts,
+    )
+    verdict = policy.compiled.engine.evaluate(subject)
+    reasons = [Reason(s.name, s.describe(), s.weight) for s in verdict.signals]
+    extra = 0.0
+    for reason in masquerade.reasons(snap.comm, snap.argv, snap.exe, snap.kernel_thread):
+        weight = min(reason.weight, MASQUERADE_CAP - extra)
+        if weight <= 0:
+            break
+        extra += weight
+        reasons.append(Reason(reason.signal, reason.detail, weight))
+    return round(verdict.score + extra, 3), tuple(reasons)
+
+
+class ExecWatcher:
+    """Turns process events into exec-layer findings."""
+
+    def __init__(
+        self,
+        proc: ProcFS,
+        policies: PolicySet,
+        *,
+        pods: PodLookup,
+        lineage: Lineage,
+        counters: Counters,
+        include_host: bool,
+        ignore_pids: frozenset[int],
+        max_per_poll: int = 2048,
+        memory: int = 16384,
+        wall: Callable[[], float] = time.time,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._proc = proc
+        self._policies = policies
+        self._pods = pods
+        self._lineage = lineage
+        self._counters = counters
+        self._include_host = include_host
+        self._ignore = ignore_pids
+        self._max = max_per_poll
+        self._judged: OrderedDict[tuple[int, int, int], None] = OrderedDict()
+        self._memory = memory
+        self._wall = wall
+        self._mono_ns = monotonic_ns
+
+    def handle(self, events: list[ProcEvent]) -> list[Finding]:
+        """Process a batch of events; returns the findings, in event order."""
+        findings: list[Finding] = []
+        budget = self._max
+        for event in events:
+            if event.kind is EventKind.FORK:
+                if event.parent is not None:
+                    self._lineage.fork(event.pid, event.parent)
+            elif event.kind is EventKind.EXIT:
+                self._lineage.exit(event.pid)
+            elif budget <= 0:
+                self._counters.add("exec_dropped")
+            else:
+                budget -= 1
+                found = self.inspect(event.pid, event.timestamp_ns, event.rescan)
+                if found is not None:
+                    findings.append(found)
+        return findings
+
+    def inspect(self, pid: int, timestamp_ns: int, rescan: bool = False) -> Finding | None:
+        """Judge one process; OS races become counters."""
+        if pid in self._ignore:
+            return None
+        try:
+            owner = attribution.attribute_lines(self._proc.cgroups(pid))
+            if not owner.in_pod and not self._include_host:
+                self._counters.add("exec_host_skipped")
+                return None
+            snap = snapshot(self._proc, pid, owner=owner)
+        except errors.ProcessGone:
+            self._counters.add("exec_gone")
+            return None
+        except errors.AccessDenied:
+            self._counters.add("exec_denied")
+            return None
+        except errors.AgentError:
+            self._counters.add("exec_read_error")
+            return None
+        self._counters.add("exec_inspected")
+        if snap.kernel_thread:
+            return None
+        key = (pid, snap.start_ticks, hash(snap.argv))
+        if key in self._judged:
+            return None
+        self._judged[key] = None
+        while len(self._judged) > self._memory:
+            self._judged.popitem(last=False)
+        self._lineage.observe(pid, snap.ppid)
+        return self._judge_all(snap, timestamp_ns, rescan)
+
+    def _judge_all(self, snap: ProcessSnapshot, timestamp_ns: int, rescan: bool) -> Finding | None:
+        pod = self._pods.lookup(snap.owner.pod_uid, snap.owner.container_id)
+        namespace = pod.namespace if pod else None
+        best: tuple[float, tuple[Reason, ...], AgentPolicy] | None = None
+        for policy in self._policies.covering(namespace):
+            if policy.compiled.exemption(image=pod.image if pod else None, argv=snap.argv):
+                self._counters.add("exec_exempt")
+                continue
+            score, reasons = judge(snap, policy)
+            if score >= engine.THRESHOLD and (best is None or score > best[0]):
+                best = (score, reasons, policy)
+        if best is None:
+            return None
+        score, reasons, policy = best
+        self._counters.add("exec_detections")
+        latency = (self._mono_ns() - timestamp_ns) / 1e9
+        if rescan:
+            reasons = (*reasons, Reason("found-by-rescan", "seen by a /proc rescan", 0.0))
+        return Finding(
+            layer=LAYER_EXEC,
+            score=score,
+            reasons=reasons,
+            policy=policy.name,
+            mode=policy.mode,
+            observed_at=self._wall(),
+            cgroup=snap.owner.cgroup_path,
+            pod_uid=snap.owner.pod_uid,
+            container_id=snap.owner.container_id,
+            pid=snap.pid,
+            start_ticks=snap.start_ticks,
+            executable=snap.exe.path if snap.exe else None,
+            command_line=snap.command_line[:4096],
+            actions_requested=policy.runtime_actions,
+            latency_s=latency,
+        )

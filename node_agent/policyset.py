@@ -1,0 +1,86 @@
+"""The policies as the agent uses them: thresholds, pool indicators and runtime actions.
+
+Built once per policy generation from ``minerguard.policy.CompiledPolicy`` and then only read.
+Pool ports and hosts come from the compiled engine's entries, so built-in and policy-defined
+ones are treated alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from minerguard.api.policy import RuntimeAction
+from minerguard.policy import CompiledPolicy
+from minerguard.signatures.bundle import Kind
+from node_agent import scoring
+
+
+@dataclass(frozen=True)
+class AgentPolicy:
+    """One compiled policy with what the agent derives from it."""
+
+    compiled: CompiledPolicy
+    thresholds: scoring.Thresholds
+    pool_ports: frozenset[int]
+    pool_hosts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The MinerPolicy's name."""
+        return self.compiled.name
+
+    @property
+    def mode(self) -> str:
+        """Enforce or Audit, as the detection records it."""
+        return self.compiled.spec.mode.value
+
+    @property
+    def runtime_actions(self) -> tuple[str, ...]:
+        """Runtime actions the policy asks for, in order."""
+        return tuple(a.value for a in self.compiled.spec.actions.runtime)
+
+    @property
+    def kills(self) -> bool:
+        """Whether the agent itself should kill the process (Enforce and KillProcess)."""
+        return (
+            self.compiled.enforcing
+            and RuntimeAction.KILL_PROCESS in self.compiled.spec.actions.runtime
+        )
+
+
+def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
+    """Derive the agent's view of a compiled policy."""
+    behaviour = compiled.spec.behaviour
+    ports: set[int] = set()
+    hosts: list[str] = []
+    for entry in compiled.engine.entries:
+        if entry.kind is Kind.POOL_PORT and entry.value.strip().isdigit():
+            ports.add(int(entry.value))
+        elif entry.kind is Kind.POOL_HOST:
+            hosts.append(entry.value.strip().lower().rstrip("."))
+    return AgentPolicy(
+        compiled=compiled,
+        thresholds=scoring.Thresholds(
+            score_threshold=behaviour.score_threshold,
+            window_seconds=float(behaviour.window_seconds),
+            cpu_fraction=behaviour.cpu_fraction,
+        ),
+        pool_ports=frozenset(ports),
+        pool_hosts=tuple(dict.fromkeys(hosts)),
+    )
+
+
+class PolicySet:
+    """All policies in force; a process is judged by every policy covering its namespace."""
+
+    def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
+        self.policies = tuple(from_compiled(p) for p in policies)
+        self.pool_ports = frozenset().union(*(p.pool_ports for p in self.policies))
+        self.pool_hosts = tuple(dict.fromkeys(h for p in self.policies for h in p.pool_hosts))
+
+    def covering(
+        self, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[AgentPolicy]:
+        """Policies that cover ``namespace`` (None: a host process or standalone mode)."""
+        return [p for p in self.policies if p.compiled.covers_namespace(namespace, labels or {})]

@@ -1,0 +1,275 @@
+"""A typed reader for /proc with an injectable root.
+
+Every read maps "the process went away" and "the kernel said no" to ``ProcessGone`` and
+``AccessDenied``: callers count those, they are not bugs. Reads are bounded so that a process
+with a 10 MB environment cannot make the agent allocate 10 MB. The root is injectable so unit
+tests run on golden trees under tests/data/proc.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from node_agent import errors
+
+PF_KTHREAD = 0x00200000
+ARGV_LIMIT = 32 * 1024
+ENVIRON_LIMIT = 64 * 1024
+SMALL_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of /proc/PID/stat the agent uses; ``start_ticks`` makes (pid, start) unique."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    flags: int
+    utime_ticks: int
+    stime_ticks: int
+    num_threads: int
+    start_ticks: int
+    rss_pages: int
+
+    @property
+    def kernel_thread(self) -> bool:
+        """Whether the kernel marks this as one of its own threads."""
+        return bool(self.flags & PF_KTHREAD)
+
+    @property
+    def cpu_ticks(self) -> int:
+        """User plus system time, in clock ticks."""
+        return self.utime_ticks + self.stime_ticks
+
+
+@dataclass(frozen=True, slots=True)
+class Executable:
+    """What /proc/PID/exe points at, with the kernel's " (deleted)" suffix taken apart."""
+
+    path: str
+    deleted: bool
+
+    @property
+    def memfd(self) -> bool:
+        """Whether the binary lives only in memory (``memfd_create``), a common dropper trick."""
+        return self.path.startswith("/memfd:")
+
+    @classmethod
+    def from_link(cls, target: str) -> Executable:
+        """Parse a readlink result such as ``/tmp/x (deleted)`` or ``/memfd:a (deleted)``."""
+        suffix = " (deleted)"
+        if target.endswith(suffix):
+            return cls(path=target[: -len(suffix)], deleted=True)
+        return cls(path=target, deleted=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupLine:
+    """One line of /proc/PID/cgroup: hierarchy id, controllers ("" on v2) and path."""
+
+    hierarchy: int
+    controllers: tuple[str, ...]
+    path: str
+
+    @property
+    def unified(self) -> bool:
+        """Whether this is the cgroup v2 line (``0::/path``)."""
+        return self.hierarchy == 0 and not self.controllers
+
+
+def parse_cgroup_lines(text: str) -> tuple[CgroupLine, ...]:
+    """Parse the text of /proc/PID/cgroup; malformed lines are skipped."""
+    lines: list[CgroupLine] = []
+    for raw in text.splitlines():
+        parts = raw.split(":", 2)
+        if len(parts) != 3 or not parts[0].isdigit():
+            continue
+        ctrls = tuple(c for c in parts[1].split(",") if c)
+        lines.append(CgroupLine(hierarchy=int(parts[0]), controllers=ctrls, path=parts[2]))
+    return tuple(lines)
+
+
+def parse_stat(pid: int, text: str) -> ProcStat:
+    """Parse /proc/PID/stat; the comm field may itself contain spaces and parentheses."""
+    open_paren = text.find("(")
+    close_paren = text.rfind(")")
+    if open_paren < 0 or close_paren < open_paren:
+        raise errors.ProcessGone(pid)
+    rest = text[close_paren + 2 :].split()
+    if len(rest) < 22:
+        raise errors.ProcessGone(pid)
+    return ProcStat(
+        pid=pid,
+        comm=text[open_paren + 1 : close_paren],
+        state=rest[0],
+        ppid=int(rest[1]),
+        flags=int(rest[6]),
+        utime_ticks=int(rest[11]),
+        stime_ticks=int(rest[12]),
+        num_threads=int(rest[17]),
+        start_ticks=int(rest[19]),
+        rss_pages=int(rest[21]),
+    )
+
+
+def split_nul(data: bytes) -> tuple[str, ...]:
+    """Split a NUL-separated /proc blob, dropping the empty tail."""
+    return tuple(p.decode("utf-8", "replace") for p in data.split(b"\0") if p)
+
+
+def parse_environ(data: bytes) -> tuple[tuple[str, str], ...]:
+    """Turn an environ blob into (name, value) pairs; entries without '=' are dropped."""
+    pairs: list[tuple[str, str]] = []
+    for entry in split_nul(data):
+        name, sep, value = entry.partition("=")
+        if sep and name:
+            pairs.append((name, value))
+    return tuple(pairs)
+
+
+class ProcFS:
+    """Reads /proc below ``root``; every method raises ProcessGone or AccessDenied on races."""
+
+    def __init__(self, root: Path = Path("/proc")) -> None:
+        self.root = root
+        self._prefix = str(root)
+
+    def _path(self, pid: int, name: str) -> str:
+        return f"{self._prefix}/{pid}/{name}"
+
+    def read_bytes(self, pid: int, name: str, limit: int = SMALL_LIMIT) -> bytes:
+        """Read at most ``limit`` bytes of /proc/PID/<name>."""
+        try:
+            fd = os.open(self._path(pid, name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise _domain(pid, name, err) from err
+        try:
+            chunks: list[bytes] = []
+            left = limit
+            while left > 0:
+                chunk = os.read(fd, min(left, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        except OSError as err:
+            raise _domain(pid, name, err) from err
+        finally:
+            os.close(fd)
+
+    def pids(self) -> list[int]:
+        """The PIDs (thread-group leaders) currently listed under the root."""
+        try:
+            with os.scandir(self._prefix) as it:
+                return [int(e.name) for e in it if e.name.isdigit()]
+        except OSError as err:
+            raise errors.KernelFeatureError(f"cannot list {self._prefix}: {err}") from err
+
+    def stat(self, pid: int) -> ProcStat:
+        """Parsed /proc/PID/stat."""
+        return parse_stat(pid, self.read_bytes(pid, "stat", 4096).decode("utf-8", "replace"))
+
+    def argv(self, pid: int, limit: int = ARGV_LIMIT) -> tuple[str, ...]:
+        """The command line; empty for kernel threads and zombies."""
+        return split_nul(self.read_bytes(pid, "cmdline", limit))
+
+    def comm(self, pid: int) -> str:
+        """The 15-character task name (what ``ps -o comm`` shows; trivially spoofed)."""
+        return self.read_bytes(pid, "comm", 64).decode("utf-8", "replace").rstrip("\n")
+
+    def environ(self, pid: int, limit: int = ENVIRON_LIMIT) -> tuple[tuple[str, str], ...]:
+        """The initial environment, truncated at ``limit`` bytes."""
+        return parse_environ(self.read_bytes(pid, "environ", limit))
+
+    def cgroups(self, pid: int) -> tuple[CgroupLine, ...]:
+        """The cgroup memberships of the process, one per hierarchy."""
+        return parse_cgroup_lines(self.read_bytes(pid, "cgroup").decode("utf-8", "replace"))
+
+    def status(self, pid: int) -> dict[str, str]:
+        """/proc/PID/status as a name → value mapping."""
+        text = self.read_bytes(pid, "status").decode("utf-8", "replace")
+        out: dict[str, str] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                out[name] = value.strip()
+        return out
+
+    def exe(self, pid: int) -> Executable | None:
+        """The executable, or None for kernel threads (which have none)."""
+        try:
+            target = Path(self._path(pid, "exe")).readlink()
+        except FileNotFoundError as err:
+            if Path(self._path(pid, "stat")).exists():
+                return None
+            raise errors.ProcessGone(pid) from err
+        except OSError as err:
+            raise _domain(pid, "exe", err) from err
+        return Executable.from_link(str(target))
+
+    def cwd(self, pid: int) -> str:
+        """The working directory as the process sees it."""
+        try:
+            return str(Path(self._path(pid, "cwd")).readlink())
+        except OSError as err:
+            raise _domain(pid, "cwd", err) from err
+
+    def socket_inodes(self, pid: int) -> dict[int, int]:
+        """Socket inode → fd number for every socket the process holds."""
+        found: dict[int, int] = {}
+        fd_dir = self._path(pid, "fd")
+        try:
+            with os.scandir(fd_dir) as it:
+                names = [e.name for e in it]
+        except OSError as err:
+            raise _domain(pid, "fd", err) from err
+        for name in names:
+            try:
+                link = str(Path(f"{fd_dir}/{name}").readlink())
+            except OSError:
+                continue  # closed while listing: not an error
+            if link.startswith("socket:[") and link.endswith("]") and name.isdigit():
+                found[int(link[8:-1])] = int(name)
+        return found
+
+    def net_file(self, pid: int, name: str) -> str:
+        """/proc/PID/net/<name> (tcp, tcp6), i.e. the table of the process's network namespace."""
+        return self.read_bytes(pid, f"net/{name}", 4 << 20).decode("ascii", "replace")
+
+    def task_root(self, pid: int) -> str:
+        """The path through which the process's own filesystem view can be read."""
+        return self._path(pid, "root")
+
+    def task_cwd(self, pid: int) -> str:
+        """The path through which the process's working directory can be read."""
+        return self._path(pid, "cwd")
+
+    def boot_time(self) -> float:
+        """Boot time (epoch seconds) from /proc/stat, to turn start ticks into timestamps."""
+        try:
+            fd = os.open(f"{self._prefix}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                text = os.read(fd, 1 << 20).decode("ascii", "replace")
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise errors.KernelFeatureError(f"cannot read {self._prefix}/stat") from err
+        for line in text.splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+        return 0.0
+
+
+def _domain(pid: int, what: str, err: OSError) -> errors.AgentError:
+    mapped = errors.process_error(pid, what, err)
+    if mapped is not None:
+        return mapped
+    return errors.AgentError(f"reading {what} of process {pid}: {err}")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

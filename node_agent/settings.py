@@ -1,0 +1,53 @@
+"""Agent settings: environment (prefix ``MINERGUARD_AGENT_``) overridden by CLI flags.
+
+Built in ``cli.main`` and passed down explicitly; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentSettings(BaseSettings):
+    """Everything the agent can be told; defaults suit a DaemonSet on a typical node."""
+
+    model_config = SettingsConfigDict(env_prefix="MINERGUARD_AGENT_", extra="forbid")
+
+    standalone: bool = Field(default=False, description="Run without a cluster.")
+    policy_file: Path | None = Field(default=None, description="MinerPolicy YAML file.")
+    proc_root: Path = Path("/proc")
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    duration: float | None = Field(default=None, gt=0, description="Exit after this long.")
+    output: Literal["text", "json"] = "text"
+    node_name: str | None = Field(default=None, description="This node (downward API).")
+    sample_interval: float = Field(default=5.0, gt=0, description="Cgroup sampling period.")
+    rescan_interval: float = Field(default=10.0, gt=0, description="/proc rescan period.")
+    discover_every: int = Field(default=3, ge=1, description="Discover cgroups every N ticks.")
+    max_inspect: int = Field(default=16, ge=1, description="Busy containers inspected per tick.")
+    event_source: Literal["auto", "connector", "rescan"] = "auto"
+    include_host_processes: bool | None = Field(
+        default=None, description="Judge processes outside pods (default: standalone only)."
+    )
+    act_on_host_processes: bool = False
+    exec_gate: bool = Field(default=False, description="Refuse execs with fanotify.")
+    exec_gate_mounts: list[Path] = Field(default_factory=list)
+    exec_gate_deadline: float = Field(default=0.05, gt=0)
+    resolve_pool_hosts: bool = Field(
+        default=False, description="Resolve pool host names with the node's DNS."
+    )
+    pool_resolve_interval: float = Field(default=600.0, gt=0)
+    max_exec_per_poll: int = Field(default=2048, ge=1)
+    report_buffer: int = Field(default=1000, ge=1, description="Detections held during outages.")
+    status_interval: float = Field(default=60.0, gt=0)
+    log_level: str = "INFO"
+
+    @property
+    def judge_host_processes(self) -> bool:
+        """Whether processes outside pods are judged."""
+        if self.include_host_processes is not None:
+            return self.include_host_processes
+        return self.standalone

@@ -1,0 +1,171 @@
+"""Build an Agent from settings: choose the event source, load policies, assemble the parts.
+
+Kept apart from ``cli`` so tests and benchmarks build the same agent with injected roots,
+sinks and sources.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from minerguard import policy as policies_mod
+from minerguard.policy import CompiledPolicy
+from minerguard.signatures import engine
+from node_agent import attribution, errors
+from node_agent.agent import Agent, Schedule
+from node_agent.cgroups import CgroupReader
+from node_agent.connector import ProcConnector
+from node_agent.counters import Counters
+from node_agent.events import EventSource
+from node_agent.execwatch import ExecWatcher, judge
+from node_agent.fanotify import Decider, ExecGate, GateDecision
+from node_agent.gpu import GpuMonitor
+from node_agent.inspect_process import ProcessSnapshot
+from node_agent.lineage import Lineage
+from node_agent.pods import NoPods, PodLookup
+from node_agent.policyset import PolicySet
+from node_agent.poolhosts import PoolAddresses
+from node_agent.procfs import ProcFS
+from node_agent.report import Sink
+from node_agent.rescan import RescanSource
+from node_agent.response import Responder
+from node_agent.sampler import Sampler
+from node_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+GATE_SIGNALS = frozenset({"miner-binary"})
+"""The gate sees only a path: a known miner binary name is enough to refuse the exec."""
+
+
+def load_policies(settings: AgentSettings) -> list[CompiledPolicy]:
+    """The policy file's policies, or the embedded default; raises PolicyError."""
+    if settings.policy_file is not None:
+        return policies_mod.load_policy_file(settings.policy_file)
+    return [policies_mod.default_policy()]
+
+
+def choose_source(settings: AgentSettings, proc: ProcFS) -> tuple[EventSource, RescanSource]:
+    """The proc connector where it works (and was not refused), else a /proc rescan."""
+    rescan = RescanSource(proc, interval=settings.rescan_interval)
+    if settings.event_source == "rescan" or settings.proc_root != Path("/proc"):
+        return rescan, rescan
+    try:
+        return ProcConnector(), rescan
+    except errors.KernelFeatureError as err:
+        if settings.event_source == "connector":
+            raise
+        log.warning("proc connector unavailable (%s); falling back to /proc rescans", err)
+        return rescan, rescan
+
+
+def build_agent(
+    settings: AgentSettings,
+    sink: Sink,
+    *,
+    pods: PodLookup | None = None,
+    source: EventSource | None = None,
+    policies: list[CompiledPolicy] | None = None,
+    pool_addresses: PoolAddresses | None = None,
+) -> Agent:
+    """Assemble an agent; ``source``/``pods``/``policies`` may be injected."""
+    proc = ProcFS(settings.proc_root)
+    counters = Counters()
+    lineage = Lineage()
+    policy_set = PolicySet(policies if policies is not None else load_policies(settings))
+    lookup: PodLookup = pods if pods is not None else NoPods()
+    ignore = frozenset({os.getpid()})
+    rescan: RescanSource | None
+    if source is None:
+        source, rescan = choose_source(settings, proc)
+        if source is rescan:
+            rescan = None  # the source already is the rescan
+    else:
+        rescan = RescanSource(proc, interval=settings.rescan_interval)
+    addresses = pool_addresses or PoolAddresses()
+    if pool_addresses is None and settings.resolve_pool_hosts:
+        addresses.start(list(policy_set.pool_hosts), settings.pool_resolve_interval)
+    gpu = GpuMonitor()
+    if not gpu.available:
+        log.info("GPU data unavailable: %s", gpu.reason)
+    watcher = ExecWatcher(
+        proc,
+        policy_set,
+        pods=lookup,
+        lineage=lineage,
+        counters=counters,
+        include_host=settings.judge_host_processes,
+        ignore_pids=ignore,
+        max_per_poll=settings.max_exec_per_poll,
+    )
+    sampler = Sampler(
+        CgroupReader(settings.cgroup_root),
+        proc,
+        policy_set,
+        pods=lookup,
+        lineage=lineage,
+        counters=counters,
+        pool_addresses=addresses,
+        gpu=gpu if gpu.available else None,
+        discover_every=settings.discover_every,
+        max_inspect=settings.max_inspect,
+    )
+    responder = Responder(
+        proc,
+        policy_set,
+        counters,
+        act_on_host=settings.act_on_host_processes,
+        ignore_pids=ignore,
+    )
+    gate = None
+    if settings.exec_gate and settings.exec_gate_mounts:
+        gate = ExecGate(
+            settings.exec_gate_mounts,
+            name_decider(policy_set),
+            deadline=settings.exec_gate_deadline,
+        )
+        gate.start()
+    return Agent(
+        source,
+        watcher,
+        sampler,
+        responder,
+        sink,
+        pods=lookup,
+        counters=counters,
+        schedule=Schedule(
+            sample_interval=settings.sample_interval,
+            rescan_interval=settings.rescan_interval,
+            status_interval=settings.status_interval,
+        ),
+        rescan=rescan,
+        gate=gate,
+    )
+
+
+def name_decider(policies: PolicySet) -> Decider:
+    """A gate decider judging the executable's path with every enforcing policy's engine."""
+
+    def decide(path: str, _fd: int) -> GateDecision:
+        snap = ProcessSnapshot(
+            pid=0,
+            start_ticks=0,
+            ppid=0,
+            comm=path.rsplit("/", 1)[-1][:15],
+            argv=(path,),
+            exe=None,
+            env=(),
+            owner=attribution.Attribution(cgroup_path=""),
+            kernel_thread=False,
+        )
+        for agent_policy in policies.policies:
+            score, reasons = judge(snap, agent_policy)
+            named = any(r.signal in GATE_SIGNALS for r in reasons)
+            if (named or score >= engine.THRESHOLD) and agent_policy.compiled.enforcing:
+                detail = "; ".join(r.detail for r in reasons)
+                return GateDecision(deny=True, reason=f"{path}: {detail}")
+        return GateDecision(deny=False)
+
+    return decide

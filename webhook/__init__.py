@@ -1,0 +1,1 @@
+"""The validating admission webhook: AdmissionReview v1 over HTTPS (FastAPI + uvicorn)."""
