@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "== ruff";          ruff check . && ruff format --check .
+echo "== ruff";          ruff check .
+                         ruff format --check .
 # operator/ is a folder of kopf handler files, checked by path (see README).
 handlers=(); [ -f operator/main.py ] && handlers=(operator/main.py)
 echo "== mypy";          mypy minerguard webhook node_agent "${handlers[@]}" tests bench
