@@ -1,0 +1,178 @@
+"""Reading pods, their owners and the workloads a background scan looks at, as plain dicts.
+
+Objects are read as raw JSON (``_preload_content=False``): the operator passes them on to pure
+code (:mod:`minerguard.evaluate`, :mod:`minerguard.response`) that works on the API's own
+camelCase shape, and skipping the client's model round trip keeps enforcement fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from minerguard.kube import errors, resources
+from minerguard.response import marks
+
+MERGE_PATCH = "application/merge-patch+json"
+MAX_OWNER_DEPTH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Where a built-in kind lives in the client."""
+
+    api: type[Any]
+    suffix: str
+    api_version: str
+    plural: str
+
+
+KINDS: dict[str, Kind] = {
+    "Pod": Kind(client.CoreV1Api, "pod", "v1", "pods"),
+    "ReplicationController": Kind(
+        client.CoreV1Api, "replication_controller", "v1", "replicationcontrollers"
+    ),
+    "Deployment": Kind(client.AppsV1Api, "deployment", "apps/v1", "deployments"),
+    "StatefulSet": Kind(client.AppsV1Api, "stateful_set", "apps/v1", "statefulsets"),
+    "DaemonSet": Kind(client.AppsV1Api, "daemon_set", "apps/v1", "daemonsets"),
+    "ReplicaSet": Kind(client.AppsV1Api, "replica_set", "apps/v1", "replicasets"),
+    "Job": Kind(client.BatchV1Api, "job", "batch/v1", "jobs"),
+    "CronJob": Kind(client.BatchV1Api, "cron_job", "batch/v1", "cronjobs"),
+}
+
+
+def _kind(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise errors.ApiError(f"minerguard does not act on kind {kind!r}") from None
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data = json.loads(response.data or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
+def _method(api: client.ApiClient, kind: Kind, verb: str) -> Any:
+    return getattr(kind.api(api), f"{verb}_namespaced_{kind.suffix}")
+
+
+def _typed(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    obj.setdefault("kind", kind)
+    obj.setdefault("apiVersion", _kind(kind).api_version)
+    return obj
+
+
+def read(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    """One object; raises :class:`errors.NotFound` when it does not exist."""
+    spec = _kind(kind)
+    raw = resources.call(_method(api, spec, "read"), name, namespace, _preload_content=False)
+    return _typed(_json(raw), kind)
+
+
+def find(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object, or None when it does not exist (already deleted)."""
+    try:
+        return read(api, kind, namespace, name)
+    except errors.NotFound:
+        return None
+
+
+def patch(
+    api: client.ApiClient, kind: str, namespace: str, name: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """JSON merge-patch (RFC 7386: null removes a key, lists are replaced)."""
+    spec = _kind(kind)
+    raw = resources.call(
+        _method(api, spec, "patch"),
+        name,
+        namespace,
+        dict(body),
+        _content_type=MERGE_PATCH,
+        _preload_content=False,
+    )
+    return _typed(_json(raw), kind)
+
+
+def list_objects(
+    api: client.ApiClient, kind: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """Every object of a kind, in one namespace or all (list items carry no kind: added)."""
+    spec = _kind(kind)
+    if namespace is None:
+        method = getattr(spec.api(api), f"list_{spec.suffix}_for_all_namespaces")
+        raw = resources.call(method, _preload_content=False)
+    else:
+        raw = resources.call(_method(api, spec, "list"), namespace, _preload_content=False)
+    items = _json(raw).get("items")
+    return [_typed(item, kind) for item in items or () if isinstance(item, dict)]
+
+
+def namespace_labels(api: client.ApiClient, name: str) -> dict[str, str]:
+    """A namespace's labels (empty when it cannot be read: coverage then uses none)."""
+    try:
+        raw = resources.call(client.CoreV1Api(api).read_namespace, name, _preload_content=False)
+    except errors.NotFound:
+        return {}
+    labels = (_json(raw).get("metadata") or {}).get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def list_namespace_labels(api: client.ApiClient) -> dict[str, dict[str, str]]:
+    """Labels of every namespace, by name."""
+    raw = resources.call(client.CoreV1Api(api).list_namespace, _preload_content=False)
+    found: dict[str, dict[str, str]] = {}
+    for item in _json(raw).get("items") or ():
+        metadata = item.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        found[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+    return found
+
+
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference marked ``controller: true``, if any.
+
+    An isolated pod released from its owner keeps the reference in an annotation; it still
+    counts, so stopping the owner after a restart finds it.
+    """
+    metadata = obj.get("metadata") or {}
+    for ref in metadata.get("ownerReferences") or ():
+        if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind") in KINDS:
+            return ref
+    released = (metadata.get("annotations") or {}).get(marks.RELEASED_OWNER)
+    if released:
+        try:
+            ref = json.loads(released)
+        except ValueError:
+            return None
+        if isinstance(ref, dict) and ref.get("kind") in KINDS and ref.get("name"):
+            return ref
+    return None
+
+
+def owner_chain(api: client.ApiClient, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The controllers above an object, nearest first (ReplicaSet, then its Deployment).
+
+    Stops at an owner that no longer exists or whose uid differs from the reference (a new
+    object under the old name is not the owner).
+    """
+    chain: list[dict[str, Any]] = []
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
+    current: Mapping[str, Any] = obj
+    for _ in range(MAX_OWNER_DEPTH):
+        ref = controller_ref(current)
+        if ref is None:
+            break
+        owner = find(api, str(ref["kind"]), namespace, str(ref.get("name")))
+        if owner is None:
+            break
+        uid = (owner.get("metadata") or {}).get("uid")
+        if ref.get("uid") and uid and ref.get("uid") != uid:
+            break
+        chain.append(owner)
+        current = owner
+    return chain
