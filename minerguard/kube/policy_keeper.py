@@ -17,8 +17,8 @@ from kubernetes import client
 from minerguard.api.policy import Retention
 from minerguard.kube import custom_objects, errors, resources, workloads
 from minerguard.policy import CompiledPolicy
+from minerguard.policy_book import PolicyState
 from minerguard.response import retention, scanning, statuses
-from minerguard.response.policies import PolicyState
 from minerguard.response.records import DetectionRecord
 from minerguard.response.state import Emit, State
 from minerguard.response.timestamps import format_time, parse_time

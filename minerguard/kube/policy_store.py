@@ -15,9 +15,9 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard.errors import PolicyError
 from minerguard.kube import errors, resources
-from minerguard.policy import CompiledPolicy, compile_policy, parse_policy
+from minerguard.policy import CompiledPolicy
+from minerguard.policy_book import PolicyBook
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,16 @@ class PolicyStore:
         self._fallback = tuple(fallback)
         self._watch_timeout = watch_timeout
         self._on_change = on_change
-        self._compiled: dict[str, CompiledPolicy] = {}
-        self._raw_versions: dict[str, str | None] = {}
+        self.book = PolicyBook()
         self.policies: tuple[CompiledPolicy, ...] = self._fallback
-        self.errors: dict[str, str] = {}
         self.synced = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="minerguard-policies", daemon=True)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Policy name -> why its latest generation does not compile."""
+        return self.book.errors()
 
     def start(self) -> PolicyStore:
         """Start watching; returns self."""
@@ -56,10 +59,11 @@ class PolicyStore:
         self._thread.join(timeout)
 
     def _publish(self) -> None:
-        compiled = tuple(sorted(self._compiled.values(), key=lambda p: p.name))
-        self.policies = compiled or self._fallback
-        if self._on_change is not None:
-            self._on_change(self.policies)
+        policies = self.book.compiled() or self._fallback
+        if policies != self.policies:
+            self.policies = policies
+            if self._on_change is not None:
+                self._on_change(policies)
 
     def apply(self, event_type: str, raw: dict[str, Any]) -> None:
         """Fold one watch event (or listed object) into the compiled set."""
@@ -67,35 +71,25 @@ class PolicyStore:
         if not name:
             return
         if event_type == "DELETED":
-            self._compiled.pop(name, None)
-            self.errors.pop(name, None)
-            self._raw_versions.pop(name, None)
-            self._publish()
-            return
-        generation = (raw.get("metadata") or {}).get("generation")
-        key = f"{generation}/{_quarantine_key(raw)}"
-        if self._raw_versions.get(name) == key and name in self._compiled:
-            return  # a status-only change that does not affect matching
-        try:
-            self._compiled[name] = compile_policy(parse_policy(raw, f"MinerPolicy/{name}"))
-        except PolicyError as err:
-            self.errors[name] = str(err)
-            log.warning("MinerPolicy %s is invalid, keeping its last good version: %s", name, err)
-            return
-        self.errors.pop(name, None)
-        self._raw_versions[name] = key
+            self.book.remove(name)
+        else:
+            state = self.book.update(raw)
+            if state.error:
+                log.warning(
+                    "MinerPolicy %s is invalid, keeping its last good version: %s",
+                    name,
+                    state.error,
+                )
         self._publish()
 
     def _sync(self, api: client.ApiClient) -> str | None:
         items, version = resources.list_policies(api)
-        seen = set()
+        seen = {str((raw.get("metadata") or {}).get("name")) for raw in items}
         for raw in items:
-            seen.add(str((raw.get("metadata") or {}).get("name")))
             self.apply("ADDED", raw)
-        for name in list(self._compiled):
+        for name in self.book.names():
             if name not in seen:
                 self.apply("DELETED", {"metadata": {"name": name}})
-        self._publish()
         self.synced.set()
         return version
 
@@ -115,9 +109,3 @@ class PolicyStore:
                 log.warning("MinerPolicy watch failed, retrying in %.1fs: %s", backoff, err)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
-
-
-def _quarantine_key(raw: dict[str, Any]) -> int:
-    status = raw.get("status") or {}
-    quarantined = status.get("quarantinedImages") or [] if isinstance(status, dict) else []
-    return hash(tuple(sorted(str(q.get("digest")) for q in quarantined if isinstance(q, dict))))

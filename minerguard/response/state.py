@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from minerguard.policy_book import PolicyBook
 from minerguard.response.breaker import CircuitBreaker
 from minerguard.response.dedup import DedupIndex
 from minerguard.response.metrics import Metrics
-from minerguard.response.policies import PolicyBook
 from minerguard.response.records import DetectionRecord
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from minerguard.api.detection import Phase
 from minerguard.api.policy import MinerPolicy
 from minerguard.policy import compile_policy
+from minerguard.policy_book import PolicyBook
 from minerguard.response import marks, peers, records, scanning, statuses
-from minerguard.response.policies import PolicyBook
 from minerguard.response.settings import OperatorSettings
 from minerguard.response.timestamps import format_time, parse_time
 

@@ -1,8 +1,8 @@
-"""The compiled MinerPolicies as the operator last saw them, compiled once per generation.
+"""MinerPolicies as last seen, compiled once per generation; shared by every component.
 
 A policy whose new generation does not compile keeps its last good version in force (a typo
-never switches enforcement off) and its error is reported in the policy's status, exactly as
-the webhook's and agents' policy store behaves.
+never switches protection off) and its error is kept for the operator to report. The webhook
+and agents feed it from a watch (:mod:`minerguard.kube.policy_store`), the operator from kopf.
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ class PolicyBook:
         """The state of one policy."""
         with self._lock:
             return self._states.get(name)
+
+    def compiled(self) -> tuple[CompiledPolicy, ...]:
+        """The usable version of every policy, by name."""
+        with self._lock:
+            states = sorted(self._states.values(), key=lambda state: state.name)
+        return tuple(state.compiled for state in states if state.compiled is not None)
+
+    def errors(self) -> dict[str, str]:
+        """Policy name -> why its latest generation does not compile."""
+        with self._lock:
+            return {name: s.error for name, s in self._states.items() if s.error}
 
     def names(self) -> list[str]:
         """Known policy names, sorted."""
