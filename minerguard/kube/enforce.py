@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client
 
 from minerguard.api.policy import QuarantinedImage
-from minerguard.kube import custom_objects, errors, resources, workloads
+from minerguard.kube import errors, resources, workloads
 from minerguard.response import marks
 
 SCALED_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
@@ -195,7 +195,7 @@ def quarantine_image(
     """Add a digest to the policy's quarantine list; False when it was already there."""
     entry = QuarantinedImage(digest=digest, image=image, detection=detection, since=now)
     with _quarantine_lock:
-        body = custom_objects.get_policy(api, policy)
+        body = resources.get_policy(api, policy)
         status = _section(body, "status")
         listed = [q for q in status.get("quarantinedImages") or () if isinstance(q, Mapping)]
         if any(q.get("digest") == digest for q in listed):

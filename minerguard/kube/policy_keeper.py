@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 
 from minerguard.api.policy import Retention
-from minerguard.kube import custom_objects, errors, resources, workloads
+from minerguard.kube import errors, resources, workloads
 from minerguard.policy import CompiledPolicy
 from minerguard.policy_book import PolicyState
 from minerguard.response import retention, scanning, statuses
@@ -130,7 +130,7 @@ class PolicyKeeper:
         deleted = 0
         for ref in retention.sweep(records, ttl_seconds, self.state.clock()):
             namespace, _, name = ref.partition("/")
-            if custom_objects.delete_detection(self.api, namespace, name):
+            if resources.delete_detection(self.api, namespace, name):
                 deleted += 1
                 self.state.metrics.expired.inc()
         return deleted
@@ -150,7 +150,7 @@ class PolicyKeeper:
                 log.info("expired %d detections of policy %r", expired, name or "-")
         for name in known:
             try:
-                body = custom_objects.get_policy(self.api, name)
+                body = resources.get_policy(self.api, name)
             except errors.NotFound:
                 continue
             alive = [r for r in by_policy.get(name, ()) if not self._gone(r)]
@@ -188,7 +188,7 @@ class PolicyKeeper:
                     ns = str((obj.get("metadata") or {}).get("namespace") or "default")
                     found = scanning.scan_object(obj, policy, labels.get(ns, {}), now)
                     for detection in found:
-                        if custom_objects.create_detection_once(self.api, detection):
+                        if resources.create_detection_once(self.api, detection):
                             recorded += 1
         self.state.metrics.scan_findings.labels(name).inc(recorded)
         return recorded

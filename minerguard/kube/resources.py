@@ -192,3 +192,52 @@ def patch_policy_status(api: client.ApiClient, name: str, status: Mapping[str, A
         name,
         {"status": dict(status)},
     )
+
+
+def delete_detection(api: client.ApiClient, namespace: str, name: str) -> bool:
+    """Delete a MinerDetection; False when it was already gone."""
+    try:
+        call(
+            _custom(api).delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            MinerDetection.plural,
+            name,
+        )
+    except errors.NotFound:
+        return False
+    return True
+
+
+def create_detection_once(api: client.ApiClient, detection: MinerDetection) -> bool:
+    """Create a detection with a fixed name; False when it already exists (a repeated scan)."""
+    try:
+        create_detection(api, detection)
+    except errors.Conflict:
+        return False
+    return True
+
+
+def get_policy(api: client.ApiClient, name: str) -> dict[str, Any]:
+    """One MinerPolicy."""
+    found = call(_custom(api).get_cluster_custom_object, GROUP, VERSION, MinerPolicy.plural, name)
+    return _mapping(found)
+
+
+def get_peering(api: client.ApiClient, name: str, namespace: str | None) -> dict[str, Any]:
+    """The ClusterKopfPeering (or namespaced KopfPeering) object."""
+    if namespace is None:
+        found = call(
+            _custom(api).get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name
+        )
+    else:
+        found = call(
+            _custom(api).get_namespaced_custom_object,
+            "kopf.dev",
+            "v1",
+            namespace,
+            "kopfpeerings",
+            name,
+        )
+    return _mapping(found)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from minerguard.api.detection import MinerDetection, Phase
 from minerguard.api.policy import Retention
-from minerguard.kube import custom_objects, enforce, errors, resources, workloads
+from minerguard.kube import enforce, errors, resources, workloads
 from minerguard.policy import CompiledPolicy
 from minerguard.response import planning, records, statuses
 from minerguard.response.planning import Step
@@ -162,7 +162,7 @@ class Responder:
             except errors.NotFound:
                 self.state.dedup.forget(record.key, fold.original)
                 continue  # the original expired or was deleted: this one replaces it
-            custom_objects.delete_detection(self.api, record.namespace, record.name)
+            resources.delete_detection(self.api, record.namespace, record.name)
             self.state.metrics.folded.inc()
             message = f"duplicate of {fold.original} (occurrence {fold.occurrences})"
             return Outcome(None, message, folded_into=fold.original)
@@ -328,7 +328,7 @@ class Responder:
         log.warning("MinerPolicy %s circuit open: %s", policy.name, message)
         self.emit(_policy_ref(policy.name), "Warning", "MinerCircuitOpen", message)
         try:
-            body = custom_objects.get_policy(self.api, policy.name)
+            body = resources.get_policy(self.api, policy.name)
             status = body.get("status") or {}
             state = self.state.policies.get(policy.name)
             conditions = statuses.policy_conditions(

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from minerguard.kube import client, custom_objects, errors
+from minerguard.kube import client, errors, resources
 from minerguard.kube.policy_keeper import PolicyKeeper
 from minerguard.kube.responder import Responder
 from minerguard.response import peers
@@ -59,7 +59,7 @@ class Runtime:
             return True
         namespace = None if not self.settings.namespaces else self.settings.namespaces[0]
         try:
-            body = custom_objects.get_peering(
+            body = resources.get_peering(
                 self.keeper.api, str(self.settings.peering_name), namespace
             )
         except errors.NotFound:
