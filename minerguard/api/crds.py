@@ -41,6 +41,8 @@ _PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Score", "type": "number", "jsonPath": ".spec.score"},
         {"name": "Action", "type": "string", "jsonPath": ".status.action"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Seen", "type": "integer", "jsonPath": ".status.occurrences", "priority": 1},
+        {"name": "Last", "type": "date", "jsonPath": ".status.lastSeen", "priority": 1},
         {"name": "User", "type": "string", "jsonPath": ".spec.requestingUser", "priority": 1},
         {"name": "Image", "type": "string", "jsonPath": ".spec.image", "priority": 1},
     ],

@@ -101,6 +101,7 @@ class MinerDetectionStatus(ApiModel):
     message: str | None = None
     acted_at: str | None = None
     occurrences: int = Field(default=1, ge=1, description="Duplicates folded into this one.")
+    last_seen: str | None = Field(default=None, description="When the latest duplicate was seen.")
 
 
 class MinerDetection(ApiModel, ResourceInfo):

@@ -157,7 +157,10 @@ class Responder:
             namespace, _, name = fold.original.partition("/")
             try:
                 resources.patch_detection_status(
-                    self.api, namespace, name, {"occurrences": fold.occurrences}
+                    self.api,
+                    namespace,
+                    name,
+                    {"occurrences": fold.occurrences, "lastSeen": format_time(at)},
                 )
             except errors.NotFound:
                 self.state.dedup.forget(record.key, fold.original)

@@ -28,6 +28,7 @@ def test_repeats_within_the_window_increment_the_first_detection(
             lambda: all(cluster.get_detection(f"again-{i}") is None for i in range(3)),
             what="folded",
         )
+        assert cluster.detection_status("first")["lastSeen"]  # when it last came back
         cluster.detection("other-reason", "p1", signal="cpu-saturation")
         assert cluster.settled("other-reason")["phase"] == "Alerted"
     assert len(cluster.events("apps", "MinerDetected", "p1")) == 2
