@@ -6,6 +6,7 @@ namespaces it watches are ``namespaces`` (``--namespace``, repeatable), all when
 
 from __future__ import annotations
 
+import secrets
 from typing import Literal
 
 from pydantic import Field
@@ -25,7 +26,13 @@ class OperatorSettings(BaseSettings):
     peering_name: str | None = Field(
         default=None, description="kopf peering object; standalone when unset."
     )
-    priority: int = Field(default=0, description="Peering priority; the highest one is active.")
+    priority: int = Field(
+        default_factory=lambda: secrets.randbelow(1_000_000) + 1,
+        description=(
+            "Peering priority; the highest one is active. Random by default: kopf pauses every "
+            "peer that shares the highest priority, so replicas must not all have the same one."
+        ),
+    )
     liveness_endpoint: str | None = Field(
         default=None, description="e.g. http://0.0.0.0:8081/healthz"
     )

@@ -145,3 +145,11 @@ def test_suppression_keeps_the_alert_and_says_until_when() -> None:
         planned.message
         == "rate limit reached: alert only until 2026-11-23T08:00:00Z (held back: DeletePod)"
     )
+
+
+def test_replicas_get_distinct_peering_priorities_unless_one_is_set() -> None:
+    from minerguard.response.settings import OperatorSettings
+
+    priorities = {OperatorSettings().priority for _ in range(20)}
+    assert len(priorities) > 1  # same-priority peers would all pause
+    assert OperatorSettings(priority=5).priority == 5
