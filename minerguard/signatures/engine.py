@@ -12,6 +12,7 @@ over the normalised text, in time linear in the input whatever the pattern.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ SIGNAL_NAMES: dict[Kind, str] = {
 }
 
 _STRUCTURED = frozenset("{[")
+_SPACE = re.compile(r"\s")
 ALGO_OPTIONS = frozenset({"-a", "--algo", "--algorithm", "-algo", "--algorithms"})
 MAX_PATTERN_CHARS = 1024
 RE2_MAX_MEM = 64 << 20
@@ -274,7 +276,7 @@ class Engine:
         algorithms = self._literal[Kind.ALGORITHM]
         for index in range(1, len(argv)):
             word = argv[index]
-            if depth < normalise.MAX_DEPTH and any(c.isspace() for c in word):
+            if depth < normalise.MAX_DEPTH and _SPACE.search(word):
                 for command in normalise.shell_commands(word):
                     self._command(command, where, scan, depth + 1)
                 continue
@@ -346,10 +348,10 @@ class Engine:
         entry = self._literal[Kind.ENV_NAME].get(name.lower())
         if entry is not None:
             self._hit(entry, f"miner configuration variable {name}", where, scan)
-        if any(c in _STRUCTURED for c in value[:1]):
+        if value.lstrip()[:1] in _STRUCTURED:
             self._text(value, where, scan)  # a JSON/YAML config passed in one variable
             return
-        if any(c.isspace() for c in value):
+        if _SPACE.search(value):
             self._script(value, where, scan, depth=1)
             return
         scan.pieces.append(normalise.Piece(value, where))
