@@ -8,7 +8,7 @@ container's environment (image env first, pod env over it); ``$$(VAR)`` is a lit
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -159,22 +159,31 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 
 def effective_env(declared: Container, image: ImageConfig | None) -> tuple[tuple[str, str], ...]:
-    """Image env overlaid by the pod's env, in that order."""
-    merged: dict[str, str] = {}
-    for name, value in image.env if image else ():
-        merged[name] = value
+    """Image env overlaid by the pod's env.
+
+    ``$(VAR)`` in the pod's values expands as the kubelet does: from the pod's own variables
+    declared earlier, never from the image's.
+    """
+    declared_so_far: dict[str, str] = {}
     for name, value in declared.env:
-        merged[name] = expand(value, merged)
+        declared_so_far[name] = expand(value, declared_so_far)
+    merged = dict(image.env) if image else {}
+    merged.update(declared_so_far)
     return tuple(merged.items())
 
 
 def effective_argv(declared: Container, image: ImageConfig | None) -> tuple[str, ...]:
-    """The argv the container will start with; the image's parts are empty when unknown."""
-    env = dict(effective_env(declared, image))
+    """The argv the container will start with; the image's parts are empty when unknown.
+
+    ``$(VAR)`` expands from the pod's env only, and only in the pod's own command and args:
+    the kubelet leaves the image's Entrypoint and Cmd as they are.
+    """
+    env = dict(effective_env(declared, None))
+    command = tuple(expand(word, env) for word in declared.command or ())
+    args = tuple(expand(word, env) for word in declared.args or ())
     if declared.command is not None:
-        argv: Sequence[str] = (*declared.command, *(declared.args or ()))
-    elif declared.args is not None:
-        argv = (*(image.entrypoint if image else ()), *declared.args)
-    else:
-        argv = (*(image.entrypoint if image else ()), *(image.cmd if image else ()))
-    return tuple(expand(word, env) for word in argv)
+        return (*command, *args)
+    entrypoint = image.entrypoint if image else ()
+    if declared.args is not None:
+        return (*entrypoint, *args)
+    return (*entrypoint, *(image.cmd if image else ()))

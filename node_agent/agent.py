@@ -70,6 +70,22 @@ class Agent:
         self.findings: list[Finding] = []
         self.keep_findings = False
 
+    @property
+    def events_dropped(self) -> int:
+        """Events lost: kernel overruns plus execs over the per-poll budget."""
+        return self._source.dropped + self.counters.get("exec_dropped")
+
+    @property
+    def containers(self) -> int:
+        """Container cgroups being sampled."""
+        return len(self._sampler.tracked)
+
+    def close(self) -> None:
+        """Release the event source and stop the exec gate."""
+        if self._gate is not None:
+            self._gate.stop()
+        self._source.close()
+
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
         """Loop until ``duration`` elapses or ``stop`` is set."""
         start = self._clock()

@@ -1,5 +1,9 @@
 """``minerguard agent``: the node agent's command line (flags are stable; see the README).
 
+Without ``--standalone`` it runs in-cluster (``incluster``): pods, policies and reports through
+the API; the same ``--proc-root``/``--cgroup-root``/``--policy-file``/``--duration`` flags
+apply, and ``MINERGUARD_AGENT_*`` variables (the chart's env) fill in the rest.
+
 Exit codes: 0 after a clean run (or ``--duration`` elapsed), 2 for usage or policy errors,
 3 when a required kernel feature is missing.
 """
@@ -71,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.standalone:
         from node_agent import incluster  # noqa: PLC0415 - only in-cluster needs the API
 
-        return incluster.run(settings)
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        return incluster.run(settings, stop)
     sink = PrintSink(sys.stdout, settings.output)
     try:
         agent = build_agent(settings, sink)

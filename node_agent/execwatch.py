@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from collections.abc import Set as AbstractSet
 
 from minerguard.signatures import engine
 from node_agent import attribution, errors, masquerade
@@ -60,8 +61,10 @@ class ExecWatcher:
         counters: Counters,
         include_host: bool,
         ignore_pids: frozenset[int],
+        ignore_pods: AbstractSet[str] = frozenset(),
         max_per_poll: int = 2048,
         memory: int = 16384,
+        verdict_cache: int = 4096,
         wall: Callable[[], float] = time.time,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
@@ -72,9 +75,12 @@ class ExecWatcher:
         self._counters = counters
         self._include_host = include_host
         self._ignore = ignore_pids
+        self._ignore_pods = ignore_pods
         self._max = max_per_poll
         self._judged: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self._memory = memory
+        self._verdicts: OrderedDict[Hashable, tuple[float, tuple[Reason, ...]]] = OrderedDict()
+        self._verdict_cap = verdict_cache
         self._wall = wall
         self._mono_ns = monotonic_ns
 
@@ -82,12 +88,17 @@ class ExecWatcher:
         """Process a batch of events; returns the findings, in event order."""
         findings: list[Finding] = []
         budget = self._max
-        for event in events:
+        # A process whose EXIT is in the same batch as its EXEC is already gone (a zombie's
+        # /proc has no argv): skip the reads. Batches of a busy node are mostly these.
+        last_exit = {e.pid: i for i, e in enumerate(events) if e.kind is EventKind.EXIT}
+        for index, event in enumerate(events):
             if event.kind is EventKind.FORK:
                 if event.parent is not None:
                     self._lineage.fork(event.pid, event.parent)
             elif event.kind is EventKind.EXIT:
                 self._lineage.exit(event.pid)
+            elif last_exit.get(event.pid, -1) > index:
+                self._counters.add("exec_exited_in_batch")
             elif budget <= 0:
                 self._counters.add("exec_dropped")
             else:
@@ -105,6 +116,9 @@ class ExecWatcher:
             owner = attribution.attribute_lines(self._proc.cgroups(pid))
             if not owner.in_pod and not self._include_host:
                 self._counters.add("exec_host_skipped")
+                return None
+            if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
+                self._counters.add("exec_self_skipped")
                 return None
             snap = snapshot(self._proc, pid, owner=owner)
         except errors.ProcessGone:
@@ -128,15 +142,53 @@ class ExecWatcher:
         self._lineage.observe(pid, snap.ppid)
         return self._judge_all(snap, timestamp_ns, rescan)
 
+    def _verdict(
+        self, snap: ProcessSnapshot, policy: AgentPolicy
+    ) -> tuple[float, tuple[Reason, ...]]:
+        """``judge``, remembered per (policy generation, exe, comm, argv, env, config texts).
+
+        A build or a shell loop execs the same few commands thousands of times; the engine
+        then runs once per distinct command, not once per process.
+        """
+        if self._verdict_cap <= 0:
+            return judge(snap, policy)
+        key = (
+            self._policies.generation,
+            policy.name,
+            snap.exe,
+            snap.comm,
+            snap.kernel_thread,
+            snap.argv,
+            hash(snap.env),
+            hash(snap.texts),
+        )
+        found = self._verdicts.get(key)
+        if found is not None:
+            self._verdicts.move_to_end(key)
+            self._counters.add("verdict_cache_hits")
+            return found
+        verdict = judge(snap, policy)
+        self._verdicts[key] = verdict
+        if len(self._verdicts) > self._verdict_cap:
+            self._verdicts.popitem(last=False)
+        return verdict
+
     def _judge_all(self, snap: ProcessSnapshot, timestamp_ns: int, rescan: bool) -> Finding | None:
         pod = self._pods.lookup(snap.owner.pod_uid, snap.owner.container_id)
         namespace = pod.namespace if pod else None
+        ns_labels = pod.namespace_labels if pod else None
         best: tuple[float, tuple[Reason, ...], AgentPolicy] | None = None
-        for policy in self._policies.covering(namespace):
-            if policy.compiled.exemption(image=pod.image if pod else None, argv=snap.argv):
+        for policy in self._policies.covering(namespace, ns_labels):
+            exempt = policy.compiled.exemption(
+                image=pod.image if pod else None,
+                digest=pod.image_digest if pod else None,
+                pod_labels=pod.labels if pod else None,
+                argv=snap.argv,
+            )
+            if exempt:
                 self._counters.add("exec_exempt")
                 continue
-            score, reasons = judge(snap, policy)
+            score, reasons = self._verdict(snap, policy)
             if score >= engine.THRESHOLD and (best is None or score > best[0]):
                 best = (score, reasons, policy)
         if best is None:

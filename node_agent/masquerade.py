@@ -11,6 +11,12 @@ from __future__ import annotations
 from node_agent.procfs import Executable
 from node_agent.scoring import Reason
 
+NOT_HIDING = frozenset(
+    {".", "..", ".pyenv", ".local", ".venv", ".cargo", ".rustup", ".nvm", ".sdkman", ".asdf",
+     ".bun", ".deno", ".npm", ".volta", ".krew", ".dotnet", ".gradle", ".m2"}
+)  # fmt: skip
+"""Dot-directories where toolchains install binaries by design (pip --user, pyenv, cargo...)."""
+
 KERNEL_THREAD_PREFIXES = (
     "kworker",
     "kthreadd",
@@ -71,7 +77,7 @@ def reasons(
             Reason("scratch-executable", f"runs from scratch space: {exe.path}", W_SCRATCH)
         )
     parts = exe.path.split("/")[:-1]
-    hidden = next((p for p in parts if p.startswith(".") and p not in (".", "..")), None)
+    hidden = next((p for p in parts if p.startswith(".") and p not in NOT_HIDING), None)
     if hidden is not None:
         found.append(Reason("hidden-directory", f"runs from hidden directory {hidden!r}", W_HIDDEN))
     return tuple(found)

@@ -72,12 +72,25 @@ def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
 
 
 class PolicySet:
-    """All policies in force; a process is judged by every policy covering its namespace."""
+    """All policies in force; a process is judged by every policy covering its namespace.
+
+    In-cluster, ``update`` swaps in a new generation from the policy watch's thread; readers
+    take ``policies`` (an immutable tuple) once per decision and compare ``generation`` to see
+    whether what they derived from it is stale.
+    """
 
     def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
-        self.policies = tuple(from_compiled(p) for p in policies)
-        self.pool_ports = frozenset().union(*(p.pool_ports for p in self.policies))
-        self.pool_hosts = tuple(dict.fromkeys(h for p in self.policies for h in p.pool_hosts))
+        self.generation = 0
+        self.update(policies)
+
+    def update(self, policies: Sequence[CompiledPolicy]) -> None:
+        """Replace the policies in force (a new generation)."""
+        derived = tuple(from_compiled(p) for p in policies)
+        self.pool_ports = frozenset().union(*(p.pool_ports for p in derived))
+        self.pool_hosts = tuple(dict.fromkeys(h for p in derived for h in p.pool_hosts))
+        self.by_name = {p.name: p for p in derived}
+        self.policies = derived
+        self.generation += 1
 
     def covering(
         self, namespace: str | None, labels: Mapping[str, str] | None = None

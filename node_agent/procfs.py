@@ -151,11 +151,14 @@ class ProcFS:
             chunks: list[bytes] = []
             left = limit
             while left > 0:
-                chunk = os.read(fd, min(left, 65536))
+                want = min(left, 65536)
+                chunk = os.read(fd, want)
                 if not chunk:
                     break
                 chunks.append(chunk)
                 left -= len(chunk)
+                if len(chunk) < want:
+                    break  # /proc answers a short read only at the end: save the EOF read
             return b"".join(chunks)
         except OSError as err:
             raise _domain(pid, name, err) from err

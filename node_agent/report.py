@@ -10,7 +10,8 @@ import datetime
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 from minerguard.api import detection, meta
@@ -30,6 +31,9 @@ class PodRef:
     image: str | None = None
     image_digest: str | None = None
     node: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    owner: detection.OwnerReference | None = None
 
 
 class Sink(Protocol):
@@ -81,6 +85,7 @@ def to_detection(
         node=node,
         image=pod.image if pod else None,
         image_digest=pod.image_digest if pod else None,
+        owner=pod.owner if pod else None,
         layer=detection.Layer(finding.layer),
         score=round(finding.score, 3),
         reasons=[

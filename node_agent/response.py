@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 from node_agent import kill
 from node_agent.counters import Counters
 from node_agent.finding import Finding
-from node_agent.policyset import PolicySet
+from node_agent.policyset import AgentPolicy, PolicySet
 from node_agent.procfs import ProcFS
 
 
@@ -50,33 +51,42 @@ class Responder:
         *,
         act_on_host: bool,
         ignore_pids: frozenset[int],
+        ignore_pods: AbstractSet[str] = frozenset(),
+        kill_enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._proc = proc
-        self._policies = {p.name: p for p in policies.policies}
+        self._policies = policies
         self._counters = counters
         self._act_on_host = act_on_host
         self._ignore = ignore_pids
-        self._limits = {
-            p.name: RateLimit(
-                p.compiled.spec.rate_limit.max_actions,
-                float(p.compiled.spec.rate_limit.window_seconds),
-                clock,
-            )
-            for p in policies.policies
-        }
+        self._ignore_pods = ignore_pods
+        self._kill_enabled = kill_enabled
+        self._limits: dict[str, RateLimit] = {}
         self._clock = clock
+
+    def _limit(self, policy: AgentPolicy) -> RateLimit:
+        limit = self._limits.get(policy.name)
+        if limit is None:
+            spec = policy.compiled.spec.rate_limit
+            limit = RateLimit(spec.max_actions, float(spec.window_seconds), self._clock)
+            self._limits[policy.name] = limit
+        return limit
 
     def act(self, finding: Finding) -> Finding:
         """The finding with ``actions_taken`` filled in."""
-        policy = self._policies.get(finding.policy)
+        policy = self._policies.by_name.get(finding.policy)
         if policy is None or not policy.kills:
             return finding
         if finding.pid is None or finding.start_ticks is None or finding.pid in self._ignore:
             return finding
+        if finding.pod_uid is not None and finding.pod_uid in self._ignore_pods:
+            return replace(finding, actions_taken=("KillProcess skipped: the agent's own pod",))
         if finding.pod_uid is None and not self._act_on_host:
             return replace(finding, actions_taken=("KillProcess skipped: host process",))
-        if not self._limits[policy.name].allow():
+        if not self._kill_enabled:
+            return replace(finding, actions_taken=("KillProcess skipped: disabled on this node",))
+        if not self._limit(policy).allow():
             self._counters.add("actions_rate_limited")
             return replace(finding, actions_taken=("KillProcess suppressed: rate limit",))
         started = self._clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from node_agent import attribution, cgroups, errors, masquerade, netconn, scoring
@@ -60,6 +61,8 @@ class Sampler:
         gpu: GpuMonitor | None = None,
         discover_every: int = 3,
         max_inspect: int = 16,
+        ignore_pods: AbstractSet[str] = frozenset(),
+        pods_required: bool = False,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._reader = reader
@@ -73,6 +76,9 @@ class Sampler:
         self._discover_every = max(discover_every, 1)
         self._max_inspect = max_inspect
         self._wall = wall
+        self._ignore_pods = ignore_pods
+        self._pods_required = pods_required
+        self._generation = policies.generation
         self._ticks = 0
         self.tracked: dict[str, Tracked] = {}
 
@@ -109,17 +115,38 @@ class Sampler:
         found = self._reader.discover()
         for key in self.tracked.keys() - found.keys():
             del self.tracked[key]
+        refresh = self._policies.generation != self._generation
+        self._generation = self._policies.generation
         for key, cgroup in found.items():
-            if key in self.tracked:
+            item = self.tracked.get(key)
+            if item is not None and not refresh:
                 continue
-            owner = cgroup.attribution
-            pod = self._pods.lookup(owner.pod_uid, owner.container_id)
-            covering = self._policies.covering(pod.namespace if pod else None)
-            if not covering:
-                continue
-            self.tracked[key] = Tracked(
-                cgroup=cgroup, limits=self._reader.limits(cgroup), policy=covering[0]
-            )
+            policy = self._policy_for(cgroup.attribution)
+            if policy is None:
+                self.tracked.pop(key, None)
+            elif item is None:
+                self.tracked[key] = Tracked(
+                    cgroup=cgroup, limits=self._reader.limits(cgroup), policy=policy
+                )
+            else:
+                item.policy = policy
+
+    def _policy_for(self, owner: attribution.Attribution) -> AgentPolicy | None:
+        """The first policy covering the container, or None (not covered, exempt, unknown)."""
+        if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
+            return None
+        pod = self._pods.lookup(owner.pod_uid, owner.container_id)
+        if pod is None and owner.pod_uid is not None and self._pods_required:
+            self._counters.add("sample_pod_unknown")  # tried again at the next discovery
+            return None
+        for policy in self._policies.covering(
+            pod.namespace if pod else None, pod.namespace_labels if pod else None
+        ):
+            if pod is None or not policy.compiled.exemption(
+                image=pod.image, digest=pod.image_digest, pod_labels=pod.labels
+            ):
+                return policy
+        return None
 
     def _gpu_by_container(self) -> dict[str, float]:
         if self._gpu is None or not self._gpu.available:

@@ -24,6 +24,26 @@ class AgentSettings(BaseSettings):
     duration: float | None = Field(default=None, gt=0, description="Exit after this long.")
     output: Literal["text", "json"] = "text"
     node_name: str | None = Field(default=None, description="This node (downward API).")
+    namespace: str | None = Field(default=None, description="The agent's namespace.")
+    pod_name: str | None = Field(default=None, description="The agent's own pod.")
+    api_server: str | None = Field(
+        default=None, description="API server URL (default: in-cluster config, then kubeconfig)."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Prometheus /metrics port (in-cluster: 9090)."
+    )
+    metrics_address: str = Field(default="0.0.0.0", description="Address /metrics binds to.")  # noqa: S104 - hostNetwork scrape target
+    proc_connector: bool = Field(
+        default=True, description="Use the proc connector (off: /proc rescans only)."
+    )
+    kill_process: bool = Field(default=True, description="Allow the KillProcess action here.")
+    fanotify: bool = Field(default=False, description="Refuse execs with fanotify (exec gate).")
+    pod_wait: float = Field(
+        default=0.5, ge=0, description="How long an exec waits for the pod watch to name a pod."
+    )
+    verdict_cache: int = Field(
+        default=4096, ge=0, description="Exec verdicts remembered per (exe, argv, env, policy)."
+    )
     sample_interval: float = Field(default=5.0, gt=0, description="Cgroup sampling period.")
     rescan_interval: float = Field(default=10.0, gt=0, description="/proc rescan period.")
     discover_every: int = Field(default=3, ge=1, description="Discover cgroups every N ticks.")
@@ -44,6 +64,11 @@ class AgentSettings(BaseSettings):
     report_buffer: int = Field(default=1000, ge=1, description="Detections held during outages.")
     status_interval: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+
+    @property
+    def gate_enabled(self) -> bool:
+        """Whether the fanotify exec gate was asked for (either setting)."""
+        return self.exec_gate or self.fanotify
 
     @property
     def judge_host_processes(self) -> bool:

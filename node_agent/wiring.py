@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from minerguard import policy as policies_mod
@@ -50,7 +51,15 @@ def load_policies(settings: AgentSettings) -> list[CompiledPolicy]:
 def choose_source(settings: AgentSettings, proc: ProcFS) -> tuple[EventSource, RescanSource]:
     """The proc connector where it works (and was not refused), else a /proc rescan."""
     rescan = RescanSource(proc, interval=settings.rescan_interval)
-    if settings.event_source == "rescan" or settings.proc_root != Path("/proc"):
+    if (
+        settings.event_source == "rescan"
+        or not settings.proc_connector
+        or (
+            settings.standalone  # in-cluster, --proc-root is the host's /proc (hostPID)
+            and settings.proc_root != Path("/proc")
+            and settings.event_source != "connector"
+        )
+    ):
         return rescan, rescan
     try:
         return ProcConnector(), rescan
@@ -69,12 +78,21 @@ def build_agent(
     source: EventSource | None = None,
     policies: list[CompiledPolicy] | None = None,
     pool_addresses: PoolAddresses | None = None,
+    policy_set: PolicySet | None = None,
+    ignore_pods: AbstractSet[str] = frozenset(),
+    pods_required: bool = False,
 ) -> Agent:
-    """Assemble an agent; ``source``/``pods``/``policies`` may be injected."""
+    """Assemble an agent; ``source``/``pods``/``policies`` may be injected.
+
+    In-cluster mode passes a ``policy_set`` it keeps current, the agent's own pod UID(s) in
+    ``ignore_pods`` (a set it may fill later) and ``pods_required`` (a container whose pod the
+    API does not know yet is not sampled until it does).
+    """
     proc = ProcFS(settings.proc_root)
     counters = Counters()
     lineage = Lineage()
-    policy_set = PolicySet(policies if policies is not None else load_policies(settings))
+    if policy_set is None:
+        policy_set = PolicySet(policies if policies is not None else load_policies(settings))
     lookup: PodLookup = pods if pods is not None else NoPods()
     ignore = frozenset({os.getpid()})
     rescan: RescanSource | None
@@ -98,7 +116,9 @@ def build_agent(
         counters=counters,
         include_host=settings.judge_host_processes,
         ignore_pids=ignore,
+        ignore_pods=ignore_pods,
         max_per_poll=settings.max_exec_per_poll,
+        verdict_cache=settings.verdict_cache,
     )
     sampler = Sampler(
         CgroupReader(settings.cgroup_root),
@@ -111,6 +131,8 @@ def build_agent(
         gpu=gpu if gpu.available else None,
         discover_every=settings.discover_every,
         max_inspect=settings.max_inspect,
+        ignore_pods=ignore_pods,
+        pods_required=pods_required,
     )
     responder = Responder(
         proc,
@@ -118,9 +140,13 @@ def build_agent(
         counters,
         act_on_host=settings.act_on_host_processes,
         ignore_pids=ignore,
+        ignore_pods=ignore_pods,
+        kill_enabled=settings.kill_process,
     )
     gate = None
-    if settings.exec_gate and settings.exec_gate_mounts:
+    if settings.gate_enabled and not settings.exec_gate_mounts:
+        log.warning("exec gate asked for but MINERGUARD_AGENT_EXEC_GATE_MOUNTS is empty: off")
+    if settings.gate_enabled and settings.exec_gate_mounts:
         gate = ExecGate(
             settings.exec_gate_mounts,
             name_decider(policy_set),

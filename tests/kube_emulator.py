@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -23,6 +24,10 @@ import yaml
 from kmock._internal.rendering import Response
 
 CRD_DIR = Path(__file__).resolve().parents[1] / "charts" / "minerguard" / "files" / "crds"
+NAMESPACES = "v1/x-namespaces"
+"""Where Namespaces live: kmock parses ``/api/v1/namespaces[/NAME]`` as a namespace prefix
+(500 or 404), so those two paths are served under this plural instead."""
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(/[^/]+)?/?$")
 
 
 class Emulator(kmock.KubernetesEmulator):
@@ -36,6 +41,10 @@ class Emulator(kmock.KubernetesEmulator):
             raw_request = raw_request.clone(rel_url=url)
         if raw_request.path in ("/version/", "/api/", "/apis/"):
             url = raw_request.rel_url.with_path(raw_request.path.rstrip("/"))
+            raw_request = raw_request.clone(rel_url=url)
+        if _NAMESPACE_PATH.match(raw_request.path):
+            path = raw_request.path.rstrip("/").replace("/namespaces", "/x-namespaces", 1)
+            url = raw_request.rel_url.with_path(path).with_query(raw_request.rel_url.query)
             raw_request = raw_request.clone(rel_url=url)
         try:
             return await super().__call__(raw_request)
@@ -75,8 +84,48 @@ class Emulator(kmock.KubernetesEmulator):
                 )
             )
 
+    async def _serve_list(self, request: Any) -> Any:
+        listed: dict[str, Any] = dict(await super()._serve_list(request))  # type: ignore[arg-type]
+        wanted = _selector(request.params or {})
+        listed["items"] = [item for item in listed["items"] if wanted(item)]
+        return listed
+
+    async def _serve_watch(self, request: Any) -> Any:
+        wanted = _selector(request.params or {})
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict) or wanted(event.get("object") or {}):
+                yield event
+
     async def _serve_create(self, request: Any) -> Any:
         return Response(status=201, payload=await super()._serve_create(request))
+
+
+def _selector(params: dict[str, str]) -> Any:
+    """A predicate for ``fieldSelector``/``labelSelector`` equality terms (``a=b``, ``a!=b``)."""
+    terms: list[tuple[str, str, str, bool]] = []
+    for kind in ("fieldSelector", "labelSelector"):
+        for term in filter(None, (params.get(kind) or "").split(",")):
+            negate = "!=" in term
+            key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+            terms.append((kind, key.strip(), value.strip(), negate))
+
+    def field(obj: dict[str, Any], path: str) -> str:
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return "" if value is None else str(value)
+
+    def wanted(obj: dict[str, Any]) -> bool:
+        for kind, key, value, negate in terms:
+            if kind == "fieldSelector":
+                actual = field(obj, key)
+            else:
+                actual = str(((obj.get("metadata") or {}).get("labels") or {}).get(key, ""))
+            if (actual == value) == negate:
+                return False
+        return True
+
+    return wanted
 
 
 class EmulatorThread:
@@ -96,6 +145,12 @@ class EmulatorThread:
         self.stop = asyncio.Event()
         async with Emulator() as emu, kmock.Server(emu) as server:
             emu.resources.load_bundled()
+            emu.resources[NAMESPACES] = kmock.ResourceInfo(
+                kind="Namespace",
+                singular="namespace",
+                namespaced=False,
+                verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
+            )
             for path in sorted(CRD_DIR.glob("*.yaml")):
                 emu.register_crd(yaml.safe_load(path.read_text()))
             self.emu, self.url = emu, str(server.url).rstrip("/")
@@ -119,6 +174,8 @@ class EmulatorThread:
 
     def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Stored objects of a resource (``'v1/pods'``, ``'minerguard.io/v1alpha1/...'``)."""
+        if resource == "v1/namespaces":
+            resource = NAMESPACES
         found: list[dict[str, Any]] = []
         for key, value in list(self.emu.objects.items()):
             if key[0] == resource and (namespace is None or key[1] == namespace):

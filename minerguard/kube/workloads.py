@@ -42,6 +42,9 @@ KINDS: dict[str, Kind] = {
     "ReplicaSet": Kind(client.AppsV1Api, "replica_set", "apps/v1", "replicasets"),
     "Job": Kind(client.BatchV1Api, "job", "batch/v1", "jobs"),
     "CronJob": Kind(client.BatchV1Api, "cron_job", "batch/v1", "cronjobs"),
+    # Read only: admission resolves private images with the pod's pull credentials.
+    "Secret": Kind(client.CoreV1Api, "secret", "v1", "secrets"),
+    "ServiceAccount": Kind(client.CoreV1Api, "service_account", "v1", "serviceaccounts"),
 }
 
 

@@ -30,21 +30,27 @@ def test_effective_argv_follows_kubernetes_rules(
     assert podspec.effective_argv(declared(command, args), IMAGE) == expected
 
 
-def test_var_references_expand_from_image_and_pod_env() -> None:
+def test_var_references_expand_from_earlier_pod_env_only() -> None:
     raw = {
         "name": "c",
         "image": "x",
         "command": ["run", "$(A)", "$(POOL)", "$$(POOL)", "$(MISSING)"],
-        "env": [{"name": "POOL", "value": "p:$(B)"}, {"name": "S", "valueFrom": {}}],
+        "env": [
+            {"name": "H", "value": "pool.example"},
+            {"name": "POOL", "value": "$(H):$(B)"},
+            {"name": "S", "valueFrom": {}},
+        ],
     }
     container = podspec.container(raw, podspec.ContainerKind.CONTAINER)
+    # $(A) and $(B) are the image's ENV, which the kubelet does not expand.
     assert podspec.effective_argv(container, IMAGE) == (
         "run",
-        "img",
-        "p:b",
+        "$(A)",
+        "pool.example:$(B)",
         "$(POOL)",
         "$(MISSING)",
     )
+    assert dict(podspec.effective_env(container, IMAGE))["A"] == "img"
     assert dict(podspec.effective_env(container, IMAGE))["S"] == ""
 
 
@@ -105,3 +111,10 @@ def test_other_kinds_are_refused() -> None:
 def test_image_references_parse_like_the_runtime(ref: str, name: str, reference: str) -> None:
     parsed = images.parse(ref)
     assert (parsed.name, parsed.reference) == (name, reference)
+
+
+def test_the_images_own_entrypoint_is_not_expanded() -> None:
+    image = podspec.ImageConfig(entrypoint=("/bin/run", "$(HOME)"), cmd=())
+    raw = {"name": "c", "image": "x", "env": [{"name": "HOME", "value": "/root"}]}
+    container = podspec.container(raw, podspec.ContainerKind.CONTAINER)
+    assert podspec.effective_argv(container, image) == ("/bin/run", "$(HOME)")

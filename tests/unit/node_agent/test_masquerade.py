@@ -45,3 +45,10 @@ def test_ordinary_binaries_raise_nothing() -> None:
         )
         == ()
     )
+
+
+def test_toolchain_dot_directories_are_not_hiding_places() -> None:
+    for path in ("/root/.pyenv/versions/3.11.7/bin/python3.11", "/home/app/.local/bin/gunicorn"):
+        assert masquerade.reasons("python3", ("python3",), Executable(path, False), False) == ()
+    found = masquerade.reasons("x", ("x",), Executable("/var/lib/.x/x", False), False)
+    assert names(found) == {"hidden-directory"}

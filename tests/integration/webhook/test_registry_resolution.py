@@ -1,0 +1,165 @@
+"""The real server reads image entrypoints from real registries and decides on them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.webhook.conftest import POOL, Images, Server, ServerFactory, policy_file
+from tests.integration.webhook.reviews import container, pod, review
+
+pytestmark = pytest.mark.slow
+
+
+def strict(serve: ServerFactory, images: Images, folder: Path, **spec: object) -> Server:
+    policies = policy_file(folder, "strict", actions={"onRegistryFailure": "Deny"}, **spec)
+    return serve(
+        "--policy-file",
+        str(policies),
+        "--insecure-registry",
+        images.open,
+        "--insecure-registry",
+        images.token,
+        "--insecure-registry",
+        images.hanging,
+        "--registry-timeout",
+        "1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "signal"),
+    [
+        ("miners/xmrig:6.21", "pool-url"),  # entrypoint-only miner behind a multi-arch index
+        ("miners/cmdonly:1", "pool-url"),  # Cmd-only miner
+        ("miners/envminer:1", "miner-env"),  # configured through image Env
+    ],
+)
+def test_miners_in_image_configs_are_denied(
+    serve: ServerFactory, images: Images, tmp_path: Path, image: str, signal: str
+) -> None:
+    server = strict(serve, images, tmp_path)
+    answer = server.review(review(pod(container(images.ref(image), name="worker"))))
+    assert answer["allowed"] is False
+    message = answer["status"]["message"]
+    assert 'container "worker"' in message
+    assert signal in message
+    assert 'MinerPolicy "strict"' in message
+
+
+def test_benign_images_and_overriding_commands_are_allowed(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    benign = server.review(review(pod(container(images.ref("benign/web:1")))))
+    assert benign == {"uid": benign["uid"], "allowed": True}
+    replaced = pod(container(images.ref("miners/xmrig:6.21"), command=["/bin/sleep", "1d"]))
+    assert server.review(review(replaced))["allowed"] is True
+    args_only = pod(container(images.ref("miners/cmdonly:1"), args=["--version"]))
+    assert server.review(review(args_only))["allowed"] is True
+
+
+def test_the_node_platform_picks_the_index_entry(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    image = images.ref("mixed/app:1")
+    default = server.review(review(pod(container(image))))
+    assert default["allowed"] is True
+    on_arm = pod(container(image), nodeSelector={"kubernetes.io/arch": "arm64"})
+    assert server.review(review(on_arm))["allowed"] is False
+
+
+def test_digest_references_resolve_and_digest_exemptions_apply(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    digest = images.digests["miners/cmdonly:1"]
+    pinned = images.ref(f"miners/cmdonly@{digest}")
+    server = strict(serve, images, tmp_path)
+    assert server.review(review(pod(container(pinned))))["allowed"] is False
+    exempt_folder = tmp_path / "exempt"
+    exempt_folder.mkdir()
+    exempting = strict(
+        serve,
+        images,
+        exempt_folder,
+        exemptions={"images": [f"{images.open}/miners/cmdonly@{digest}"]},
+    )
+    by_tag = pod(container(images.ref("miners/cmdonly:1")))
+    assert exempting.review(review(by_tag))["allowed"] is True
+
+
+def test_a_token_auth_registry_is_read_with_an_anonymous_token(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    answer = server.review(review(pod(container(images.ref("miners/cmdonly:1", images.token)))))
+    assert answer["allowed"] is False
+    assert ("repository:miners/cmdonly:pull", None) in images.tokens.requests
+
+
+def test_a_private_image_without_credentials_follows_on_registry_failure(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    answer = server.review(review(pod(container(images.ref("private/app:1", images.token)))))
+    assert answer["allowed"] is False
+    assert "not verified" in answer["status"]["message"]
+    assert "refused access" in answer["status"]["message"]
+
+
+def test_a_hanging_registry_is_cut_off_at_the_deadline(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    started = time.monotonic()
+    answer = server.review(review(pod(container(images.ref("team/app:1", images.hanging)))))
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed
+    assert answer["allowed"] is False
+    assert "did not answer within 1s" in answer["status"]["message"]
+
+
+def test_audit_policies_allow_an_unverifiable_image_with_a_warning(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    policies = policy_file(tmp_path, "audit", mode="Audit")
+    server = serve(
+        "--policy-file",
+        str(policies),
+        "--insecure-registry",
+        images.hanging,
+        "--registry-timeout",
+        "0.5",
+    )
+    answer = server.review(review(pod(container(images.ref("team/app:1", images.hanging)))))
+    assert answer["allowed"] is True
+    assert "not verified" in answer["warnings"][0]
+    assert answer["auditAnnotations"]["verdict"] == "warned"
+    miner = server.review(review(pod(container("alpine", command=["xmrig", "-o", POOL]))))
+    assert miner["allowed"] is True
+    assert "would run a cryptominer" in miner["warnings"][0]
+
+
+def test_a_registry_not_marked_insecure_is_not_read_over_plain_http(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    policies = policy_file(tmp_path, "strict", actions={"onRegistryFailure": "Deny"})
+    server = serve("--policy-file", str(policies), "--registry-timeout", "1")
+    answer = server.review(review(pod(container(images.ref("miners/cmdonly:1")))))
+    assert answer["allowed"] is False
+    assert "not verified" in answer["status"]["message"]
+
+
+def test_the_second_request_for_an_image_is_served_from_the_cache(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    image = images.ref("benign/web:1")
+    for _ in range(3):
+        assert server.review(review(pod(container(image))))["allowed"] is True
+    metrics = server.client.get("/metrics").text
+    assert 'minerguard_webhook_image_resolutions_total{result="fetched"} 1.0' in metrics
+    assert 'minerguard_webhook_image_resolutions_total{result="cached"} 2.0' in metrics

@@ -1,0 +1,76 @@
+"""The exec watcher on the golden /proc tree: batching, the verdict cache, policy swaps."""
+
+import yaml
+
+from minerguard import policy
+from node_agent.counters import Counters
+from node_agent.events import EventKind, ProcEvent
+from node_agent.execwatch import ExecWatcher
+from node_agent.lineage import Lineage
+from node_agent.pods import NoPods
+from node_agent.policyset import PolicySet
+from node_agent.procfs import ProcFS
+
+from .conftest import POD1, POLICY_YAML
+
+MINER_PID = 100
+
+
+def watcher(proc: ProcFS, policies: PolicySet, counters: Counters, **kw: object) -> ExecWatcher:
+    return ExecWatcher(
+        proc,
+        policies,
+        pods=NoPods(),
+        lineage=Lineage(),
+        counters=counters,
+        include_host=False,
+        ignore_pids=frozenset(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def exec_event(pid: int) -> ProcEvent:
+    return ProcEvent(EventKind.EXEC, pid=pid, timestamp_ns=0)
+
+
+def test_an_exec_whose_exit_is_in_the_same_batch_is_not_read(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    counters = Counters()
+    exited = [exec_event(MINER_PID), ProcEvent(EventKind.EXIT, pid=MINER_PID, timestamp_ns=1)]
+    assert watcher(proc, golden_policies, counters).handle(exited) == []
+    assert counters.get("exec_exited_in_batch") == 1
+    assert counters.get("exec_inspected") == 0
+
+
+def test_an_exit_before_the_exec_of_a_reused_pid_does_not_hide_it(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    reused = [ProcEvent(EventKind.EXIT, pid=MINER_PID, timestamp_ns=0), exec_event(MINER_PID)]
+    found = watcher(proc, golden_policies, Counters()).handle(reused)
+    assert [f.pod_uid for f in found] == [POD1]
+
+
+def test_the_same_command_is_judged_by_the_engine_once_per_policy_generation(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    counters = Counters()
+    watch = watcher(proc, golden_policies, counters, memory=0)  # no per-process memo
+    assert len(watch.handle([exec_event(MINER_PID)])) == 1
+    assert len(watch.handle([exec_event(MINER_PID)])) == 1
+    assert counters.get("verdict_cache_hits") == 1
+
+    audit = yaml.safe_load(POLICY_YAML)
+    audit["spec"]["signatures"]["binaries"] = []
+    audit["spec"]["signatures"]["poolHosts"] = []
+    audit["spec"]["signatures"]["poolPorts"] = []
+    golden_policies.update([policy.compile_policy(policy.parse_policy(audit, "test"))])
+    assert watch.handle([exec_event(MINER_PID)]) == [], "a new generation is judged afresh"
+    assert counters.get("verdict_cache_hits") == 1
+
+
+def test_the_agents_own_pod_is_never_judged(proc: ProcFS, golden_policies: PolicySet) -> None:
+    counters = Counters()
+    watch = watcher(proc, golden_policies, counters, ignore_pods={POD1})
+    assert watch.handle([exec_event(MINER_PID)]) == []
+    assert counters.get("exec_self_skipped") == 1

@@ -1,0 +1,343 @@
+"""From an AdmissionRequest to an answer: which containers, which images, which verdict.
+
+The decision itself is :func:`minerguard.evaluate.evaluate_containers` (shared with
+``minerguard scan``); this module only gathers its inputs for each kind of request: the
+object's containers, the configs of the images whose entrypoint the pod does not override,
+the namespace's labels when a policy selects on them, and for ``kubectl exec`` the command.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from minerguard import podspec
+from minerguard.errors import UnsupportedObjectError
+from minerguard.evaluate import Decision, Finding
+from minerguard.policy import CompiledPolicy
+from minerguard.signatures.engine import Subject
+from webhook import audit, memo
+from webhook.cluster import Cluster
+from webhook.registry import Platform
+from webhook.resolve import ImageResolver, Keychain, KeychainLoader, no_credentials
+from webhook.review import AdmissionRequest
+from webhook.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+ARCH_LABEL = "kubernetes.io/arch"
+OS_LABEL = "kubernetes.io/os"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to tell the API server, and what it was based on."""
+
+    allowed: bool
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    kind: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """``denied``, ``warned`` or ``allowed`` (metrics)."""
+        if not self.allowed:
+            return "denied"
+        return "warned" if self.warnings else "allowed"
+
+
+ALLOW = Answer(allowed=True)
+
+
+def answer(decision: Decision, kind: str) -> Answer:
+    """The response parts of a decision; audit annotations name what was found."""
+    annotations: dict[str, str] = {}
+    if decision.findings or decision.unverified:
+        annotations["verdict"] = "denied" if not decision.allowed else "warned"
+        if decision.findings:
+            annotations["findings"] = "; ".join(
+                f"{f.container.name}: {f.verdict.summary()} ({f.policy.name})"
+                for f in decision.findings
+            )
+        if decision.unverified:
+            annotations["unverified"] = "; ".join(
+                f"{u.container.name}: {u.error}" for u in decision.unverified
+            )
+    return Answer(
+        allowed=decision.allowed,
+        message=decision.message,
+        warnings=tuple(decision.warnings),
+        annotations=annotations,
+        findings=decision.findings,
+        kind=kind,
+    )
+
+
+def platform(spec: Mapping[str, Any], default: Platform) -> Platform:
+    """The platform a pod will pull for: its nodeSelector's, else the configured default."""
+    selector = spec.get("nodeSelector")
+    if not isinstance(selector, Mapping):
+        return default
+    arch = selector.get(ARCH_LABEL)
+    system = selector.get(OS_LABEL)
+    if not isinstance(arch, str) and not isinstance(system, str):
+        return default
+    return Platform(
+        os=system if isinstance(system, str) else default.os,
+        architecture=arch if isinstance(arch, str) else default.architecture,
+    )
+
+
+class Reviewer:
+    """Answers AdmissionRequests under the policies in force; one per webhook process."""
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        policies: Callable[[], Sequence[CompiledPolicy]],
+        resolver: ImageResolver,
+        *,
+        cluster: Cluster | None = None,
+        sink: audit.Sink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._policies = policies
+        self._resolver = resolver
+        self._cluster = cluster
+        self._sink = sink or audit.LogSink()
+        self._clock = clock
+        self._default_platform = Platform.parse(settings.default_platform)
+        self._memo = memo.DecisionMemo()
+        self.dropped = 0
+
+    async def review(self, request: AdmissionRequest) -> Answer:
+        """Decide; records detections for what was found (never for a dry run)."""
+        started = self._clock()
+        result = await self._decide(request, started)
+        if result.findings:
+            self.dropped += audit.record(self._sink, request, result.kind, result.findings)
+        return result
+
+    async def _decide(self, request: AdmissionRequest, started: float) -> Answer:
+        kind = request.kind.kind
+        if request.operation == "DELETE":
+            return ALLOW
+        sub = request.sub_resource
+        if request.resource.resource == "pods" and sub in {"exec", "attach"}:
+            if request.operation != "CONNECT":
+                return ALLOW
+            return await self._connect(request, started)
+        if sub and sub != "ephemeralcontainers":
+            return ALLOW  # status, scale, binding...: nothing new would run
+        obj = request.object
+        if kind not in podspec.POD_TEMPLATE_PATHS or not isinstance(obj, dict):
+            return ALLOW  # not ours to judge; the webhook configuration decides what comes
+        if obj.get("kind") != kind:
+            obj = {**obj, "kind": kind}
+        try:
+            spec, _ = podspec.pod_spec(obj)
+            template = podspec.template(obj)
+        except UnsupportedObjectError as err:
+            return Answer(allowed=True, warnings=(f"minerguard: not inspected: {err}",), kind=kind)
+        containers = template.containers
+        if sub == "ephemeralcontainers":
+            containers = _new_ephemeral(containers, request.old_object)
+        return await self._evaluate(
+            request,
+            kind=kind,
+            containers=containers,
+            template=template,
+            spec=spec,
+            started=started,
+        )
+
+    async def _evaluate(
+        self,
+        request: AdmissionRequest,
+        *,
+        kind: str,
+        containers: tuple[podspec.Container, ...],
+        template: podspec.PodTemplate,
+        spec: Mapping[str, Any],
+        started: float,
+    ) -> Answer:
+        namespace = request.namespace or _namespace(request.object)
+        policies = tuple(self._policies())
+        labels = await self._namespace_labels(namespace, policies, started)
+        if not containers or not any(p.covers_namespace(namespace, labels) for p in policies):
+            return Answer(allowed=True, kind=kind)
+        if len(containers) > self._settings.max_containers:
+            covering = [p for p in policies if p.covers_namespace(namespace, labels)]
+            return _too_many(len(containers), self._settings.max_containers, covering, kind)
+        wanted = [c.image for c in containers if c.image and podspec.needs_image_config(c)]
+        configs: dict[str, podspec.ImageConfig] = {}
+        failures: dict[str, str] = {}
+        if wanted:
+            loader = self._keychain_loader(namespace, template, started)
+            resolution = await self._resolver.resolve_all(
+                wanted,
+                platform(spec, self._default_platform),
+                deadline=self._left(started, self._settings.resolve_deadline),
+                keychain=loader,
+                identity=",".join((template.service_account or "", *template.image_pull_secrets)),
+            )
+            configs, failures = resolution.configs, resolution.errors
+        decision = self._memo.decide(
+            containers=containers,
+            labels=template.labels,
+            namespace=namespace,
+            namespace_labels=labels,
+            policies=policies,
+            configs=configs,
+            errors=failures,
+        )
+        return answer(decision, kind)
+
+    def _left(self, started: float, budget: float) -> float:
+        spent = self._clock() - started
+        return max(min(budget, self._settings.deadline - spent), 0.05)
+
+    async def _namespace_labels(
+        self, namespace: str | None, policies: Sequence[CompiledPolicy], started: float
+    ) -> dict[str, str]:
+        if namespace is None or self._cluster is None:
+            return {}
+        if all(p.spec.namespace_selector is None for p in policies):
+            return {}
+        return await self._cluster.namespace_labels(namespace, self._left(started, 2.0))
+
+    def _keychain_loader(
+        self, namespace: str | None, template: podspec.PodTemplate, started: float
+    ) -> KeychainLoader:
+        cluster = self._cluster
+        if cluster is None or namespace is None:
+            return no_credentials
+
+        async def load() -> Keychain:
+            return await cluster.keychain(
+                namespace,
+                template.image_pull_secrets,
+                template.service_account,
+                self._left(started, 2.0),
+            )
+
+        return load
+
+    async def _connect(self, request: AdmissionRequest, started: float) -> Answer:
+        """``kubectl exec`` judges the command; ``kubectl attach`` the container attached to."""
+        options = request.object if isinstance(request.object, Mapping) else {}
+        namespace = request.namespace or None
+        pod: Mapping[str, Any] | None = None
+        if self._cluster is not None and namespace and request.name:
+            pod = await self._cluster.pod(namespace, request.name, self._left(started, 2.0))
+        target = _target(pod, options.get("container"))
+        kind = "PodExecOptions" if request.sub_resource == "exec" else "PodAttachOptions"
+        if request.sub_resource == "attach":
+            if pod is None or target is None:
+                return Answer(allowed=True, kind=kind)
+            template = podspec.template(pod)
+            spec, _ = podspec.pod_spec(pod)
+            return await self._evaluate(
+                request,
+                kind=kind,
+                containers=(target,),
+                template=template,
+                spec=spec,
+                started=started,
+            )
+        command = options.get("command")
+        argv = tuple(str(word) for word in command) if isinstance(command, list) else ()
+        if not argv:
+            return Answer(allowed=True, kind=kind)
+        labels_source = _labels(pod)
+        image = target.image if target else ""
+        container = podspec.Container(
+            name=str(options.get("container") or (target.name if target else "")),
+            kind=podspec.ContainerKind.CONTAINER,
+            image=image,
+            command=argv,
+            args=None,
+            env=(),
+        )
+        policies = self._policies()
+        ns_labels = await self._namespace_labels(namespace, policies, started)
+        findings: list[Finding] = []
+        exempt: list[str] = []
+        applied: list[str] = []
+        for policy in policies:
+            if not policy.covers_namespace(namespace, ns_labels):
+                continue
+            applied.append(policy.name)
+            reason = policy.exemption(image or None, None, labels_source, argv)
+            if reason is not None:
+                exempt.append(f"{container.name}: {reason}")
+                continue
+            verdict = policy.engine.evaluate(Subject(argv=argv))
+            if verdict.matched:
+                findings.append(Finding(policy, container, argv, verdict, None))
+        decision = Decision(tuple(findings), (), tuple(exempt), tuple(applied))
+        return answer(decision, kind)
+
+
+def _namespace(obj: Any) -> str | None:
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
+def _labels(pod: Mapping[str, Any] | None) -> dict[str, str]:
+    metadata = pod.get("metadata") if pod else None
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
+def _target(pod: Mapping[str, Any] | None, name: Any) -> podspec.Container | None:
+    """The container a CONNECT names, else kubectl's default (annotation, then the first)."""
+    if pod is None:
+        return None
+    try:
+        containers = podspec.template(pod).containers
+    except UnsupportedObjectError:
+        return None
+    if not name:
+        metadata = pod.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+        if isinstance(annotations, Mapping):
+            name = annotations.get(DEFAULT_CONTAINER_ANNOTATION)
+    for container in containers:
+        if not name or container.name == name:
+            return container
+    return None
+
+
+def _new_ephemeral(
+    containers: tuple[podspec.Container, ...], old: Any
+) -> tuple[podspec.Container, ...]:
+    """The ephemeral containers a ``kubectl debug`` adds (those already running were judged)."""
+    before: set[str] = set()
+    if isinstance(old, Mapping):
+        try:
+            before = {
+                c.name
+                for c in podspec.template({**old, "kind": "Pod"}).containers
+                if c.kind is podspec.ContainerKind.EPHEMERAL
+            }
+        except UnsupportedObjectError:
+            before = set()
+    return tuple(
+        c for c in containers if c.kind is podspec.ContainerKind.EPHEMERAL and c.name not in before
+    )
+
+
+def _too_many(count: int, limit: int, covering: Sequence[CompiledPolicy], kind: str) -> Answer:
+    text = f"minerguard: {count} containers exceed the webhook's limit of {limit}; not verified"
+    if any(p.enforcing for p in covering):
+        return Answer(allowed=False, message=text, kind=kind)
+    return Answer(allowed=True, warnings=(text,), kind=kind)

@@ -1,0 +1,168 @@
+"""The audit trail of admission: a MinerDetection (and an Event) per deny or warn.
+
+Who asked comes from the AdmissionReview's ``userInfo``: the first question in an incident.
+Records are handed to a :class:`Sink` and never awaited: the cluster sink is
+:class:`minerguard.kube.reporter.Reporter` (bounded queue, retries, drop counter); without a
+cluster they go to the log. A ``dryRun`` request has no side effects, so it records nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from minerguard.api.detection import MinerDetection, MinerDetectionSpec
+from minerguard.evaluate import Finding
+from minerguard.kube.resources import EventSpec, ObjectRef
+from webhook.review import AdmissionRequest
+
+log = logging.getLogger(__name__)
+
+MAX_COMMAND_CHARS = 4096
+WORKLOAD_API_VERSIONS = {
+    "Pod": "v1",
+    "ReplicationController": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+}
+
+
+class Sink(Protocol):
+    """Takes a detection and its Event without blocking; False when it had to drop it."""
+
+    def submit(self, detection: MinerDetection | None, event: EventSpec | None = None) -> bool:
+        """Queue for writing."""
+        ...
+
+
+class LogSink:
+    """Detections as log lines, for a webhook running without a cluster."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def submit(self, detection: MinerDetection | None, event: EventSpec | None = None) -> bool:
+        """Log one detection."""
+        if detection is not None:
+            self.written += 1
+            if log.isEnabledFor(logging.WARNING):
+                text = detection.model_dump_json(by_alias=True, exclude_none=True)
+                log.warning("detection %s", text)
+        return True
+
+
+def _metadata(obj: Any) -> Mapping[str, Any]:
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _owner(request: AdmissionRequest, kind: str) -> dict[str, Any] | None:
+    metadata = _metadata(request.object)
+    if kind != "Pod" and kind in WORKLOAD_API_VERSIONS:
+        # A workload is its own owner: it is what makes the pods and what to stop.
+        return {
+            "apiVersion": WORKLOAD_API_VERSIONS[kind],
+            "kind": kind,
+            "name": object_name(request),
+            "uid": metadata.get("uid") or None,
+        }
+    refs = metadata.get("ownerReferences")
+    for ref in refs if isinstance(refs, list) else ():
+        if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind"):
+            return {
+                "apiVersion": ref.get("apiVersion"),
+                "kind": ref.get("kind"),
+                "name": ref.get("name", ""),
+                "uid": ref.get("uid"),
+            }
+    return None
+
+
+def object_name(request: AdmissionRequest) -> str:
+    """The object's name, or its generateName prefix while the API has not named it yet."""
+    metadata = _metadata(request.object)
+    name = request.name or metadata.get("name") or metadata.get("generateName") or ""
+    return str(name)[:253]
+
+
+def detection(request: AdmissionRequest, kind: str, finding: Finding) -> MinerDetection:
+    """The MinerDetection for one finding of one request."""
+    verdict = finding.verdict
+    metadata = _metadata(request.object)
+    spec = MinerDetectionSpec.model_validate(
+        {
+            "podName": object_name(request) or None,
+            "podUID": metadata.get("uid") or None,
+            "objectKind": kind,
+            "container": finding.container.name,
+            "image": finding.container.image or None,
+            "imageDigest": finding.image_digest,
+            "owner": _owner(request, kind),
+            "layer": "Admission",
+            "score": verdict.score,
+            "reasons": [
+                {"signal": s.name, "detail": s.detail[:1024], "weight": s.weight}
+                for s in verdict.signals
+            ],
+            "evidence": {"commandLine": " ".join(finding.argv)[:MAX_COMMAND_CHARS]},
+            "policy": finding.policy.name,
+            "mode": "Enforce" if finding.policy.enforcing else "Audit",
+            "requestingUser": request.user_info.username or None,
+            "requestingGroups": request.user_info.groups,
+            "actionsRequested": ["Deny" if finding.denies else "Warn"],
+            "observedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+    namespace = request.namespace or str(metadata.get("namespace") or "default")
+    return MinerDetection.model_validate(
+        {
+            "metadata": {
+                "namespace": namespace,
+                "labels": {
+                    "minerguard.io/layer": "admission",
+                    "minerguard.io/policy": _label(finding.policy.name),
+                },
+            },
+            "spec": spec,
+        }
+    )
+
+
+def event(request: AdmissionRequest, kind: str, finding: Finding) -> EventSpec:
+    """The Event that ``kubectl get events`` shows for a finding."""
+    metadata = _metadata(request.object)
+    namespace = request.namespace or str(metadata.get("namespace") or "default")
+    ref = ObjectRef(
+        kind=kind,
+        name=object_name(request) or kind.lower(),
+        namespace=namespace,
+        uid=metadata.get("uid") or None,
+        api_version=WORKLOAD_API_VERSIONS.get(kind, "v1"),
+    )
+    who = request.user_info.username or "unknown user"
+    action = "refused" if finding.denies else "admitted with a warning"
+    message = f"{action} for {who}: {finding.message()}"
+    reason = "MinerAdmissionDenied" if finding.denies else "MinerAdmissionWarning"
+    return EventSpec(involved=ref, reason=reason, message=message)
+
+
+def _label(value: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in value)[:63]
+    return cleaned.strip("-_.") or "unknown"
+
+
+def record(sink: Sink, request: AdmissionRequest, kind: str, findings: tuple[Finding, ...]) -> int:
+    """Hand every finding to the sink (unless dry-run); the number dropped."""
+    if request.dry_run:
+        return 0
+    dropped = 0
+    for finding in findings:
+        if not sink.submit(detection(request, kind, finding), event(request, kind, finding)):
+            dropped += 1
+    return dropped

@@ -1,0 +1,364 @@
+"""An async OCI distribution client that reads only what decides what a container runs.
+
+Reference → manifest (or index → the platform's manifest) → config blob → Entrypoint, Cmd,
+Env. Every body is size-capped and its sha256 computed here (a registry's
+``Docker-Content-Digest`` header is never trusted), so a digest cached or matched against an
+exemption is the digest of the bytes actually read. Registry 2.x answers 404 to an OCI
+manifest requested without a matching ``Accept``, so every manifest request sends all four
+media types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from minerguard import images
+from minerguard.errors import MinerguardError
+from minerguard.podspec import ImageConfig
+from webhook import auth
+from webhook.cache import TTLCache
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+DOCKER_HUB_API = "registry-1.docker.io"
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_CONFIG_BYTES = 8 << 20
+MAX_ENV = 4096
+
+
+class RegistryError(MinerguardError):
+    """An image's config could not be read; the message says why, for the response."""
+
+
+class RegistryUnavailable(RegistryError):
+    """Unreachable, timed out, or answered 5xx/429: worth trying again later."""
+
+
+class RegistryDenied(RegistryError):
+    """The registry refused our credentials (or wants some we do not have)."""
+
+
+class ImageNotFound(RegistryError):
+    """The repository, tag or digest does not exist."""
+
+
+class BadImage(RegistryError):
+    """The registry answered something that is not a usable image (or too big, or tampered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """Which entry of a multi-arch index a node would pull."""
+
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """``linux/arm64/v8`` → Platform."""
+        parts = text.split("/")
+        return cls(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+
+    def matches(self, declared: Mapping[str, Any]) -> bool:
+        """Whether an index entry's ``platform`` fits (variant only when both name one)."""
+        if declared.get("os") != self.os or declared.get("architecture") != self.architecture:
+            return False
+        variant = declared.get("variant")
+        return self.variant is None or variant is None or variant == self.variant
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A manifest-like document with its media type and computed digest."""
+
+    media_type: str
+    digest: str
+    document: Mapping[str, Any]
+
+
+def sha256(data: bytes) -> str:
+    """``sha256:<hex>`` of the bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _strings(value: Any, limit: int) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(item) for item in value[:limit])
+
+
+def image_config(document: Mapping[str, Any], digest: str) -> ImageConfig:
+    """The parts of an image config blob that decide what runs."""
+    config = document.get("config")
+    if not isinstance(config, Mapping):
+        config = {}
+    env: list[tuple[str, str]] = []
+    for item in _strings(config.get("Env"), MAX_ENV):
+        name, _, value = item.partition("=")
+        if name:
+            env.append((name, value))
+    return ImageConfig(
+        entrypoint=_strings(config.get("Entrypoint"), MAX_ENV),
+        cmd=_strings(config.get("Cmd"), MAX_ENV),
+        env=tuple(env),
+        digest=digest,
+    )
+
+
+class RegistryClient:
+    """Reads image configs over HTTPS (or plain HTTP for ``insecure`` HOST:PORTs)."""
+
+    def __init__(
+        self,
+        *,
+        insecure: Iterable[str] = (),
+        verify: ssl.SSLContext | bool = True,
+        http: httpx.AsyncClient | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self._insecure = frozenset(h.lower() for h in insecure)
+        self._http = http or httpx.AsyncClient(
+            verify=verify,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=30),
+            headers={"User-Agent": "minerguard-webhook"},
+        )
+        self._authorization: TTLCache[tuple[str, str, str], str] = TTLCache(4096, None)
+        self.requests = 0
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._http.aclose()
+
+    def base_url(self, registry: str) -> str:
+        """Where the distribution API of ``registry`` lives."""
+        host = DOCKER_HUB_API if registry == images.DEFAULT_REGISTRY else registry
+        scheme = "http" if registry in self._insecure else "https"
+        return f"{scheme}://{host}"
+
+    # -- transport --------------------------------------------------------------------------
+
+    async def _send(
+        self, url: str, headers: Mapping[str, str], limit: int, timeout: float
+    ) -> tuple[httpx.Response, bytes]:
+        self.requests += 1
+        request = self._http.build_request("GET", url, headers=dict(headers), timeout=timeout)
+        try:
+            answer = await self._http.send(request, stream=True)
+        except httpx.TimeoutException as err:
+            raise RegistryUnavailable(f"{_origin(url)} timed out") from err
+        except httpx.HTTPError as err:
+            raise RegistryUnavailable(f"{_origin(url)} unreachable: {_why(err)}") from err
+        try:
+            declared = answer.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise BadImage(f"{_origin(url)} answered {declared} bytes, over {limit}")
+            body = bytearray()
+            async for chunk in answer.aiter_raw():
+                body += chunk
+                if len(body) > limit:
+                    raise BadImage(f"{_origin(url)} answered over {limit} bytes")
+        except httpx.TimeoutException as err:
+            raise RegistryUnavailable(f"{_origin(url)} timed out") from err
+        except httpx.HTTPError as err:
+            raise RegistryUnavailable(f"{_origin(url)} failed mid-answer: {_why(err)}") from err
+        finally:
+            await answer.aclose()
+        return answer, bytes(body)
+
+    async def _token(
+        self,
+        challenge: auth.Challenge,
+        repository: str,
+        creds: auth.Credentials | None,
+        timeout: float,
+    ) -> tuple[str, float | None]:
+        realm = challenge.params.get("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            raise RegistryDenied(f"token realm {realm!r:.100} is not an http(s) URL")
+        params = {"scope": f"repository:{repository}:pull"}
+        if "service" in challenge.params:
+            params["service"] = challenge.params["service"]
+        url = str(httpx.URL(realm, params=params))
+        headers = {"Authorization": creds.basic()} if creds else {}
+        answer, body = await self._send(url, headers, 1 << 20, timeout)
+        if answer.status_code in (401, 403):
+            raise RegistryDenied(f"token service {_origin(url)} refused ({answer.status_code})")
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise RegistryUnavailable(f"token service answered {answer.status_code}")
+        if answer.status_code != 200:
+            raise RegistryDenied(f"token service answered {answer.status_code}")
+        try:
+            return auth.token_from_answer(body)
+        except (ValueError, orjson.JSONDecodeError) as err:
+            raise RegistryDenied(f"token service answer unusable: {err}") from err
+
+    async def get(
+        self,
+        ref: images.ImageRef,
+        path: str,
+        *,
+        accept: str | None,
+        limit: int,
+        creds: auth.Credentials | None,
+        timeout: float,
+    ) -> tuple[httpx.Response, bytes]:
+        """GET ``/v2/<repo>/<path>``, answering one auth challenge; raises RegistryError."""
+        url = f"{self.base_url(ref.registry)}/v2/{ref.repository}/{path}"
+        headers = {"Accept": accept} if accept else {}
+        key = (ref.registry, ref.repository, creds.username if creds else "")
+        cached = self._authorization.get(key)
+        if cached:
+            headers["Authorization"] = cached
+        answer, body = await self._send(url, headers, limit, timeout)
+        if answer.status_code == 401:
+            challenge = auth.parse_challenge(answer.headers.get("www-authenticate", ""))
+            if challenge is None:
+                raise RegistryDenied(f"{ref.registry} wants credentials and names no scheme")
+            if challenge.scheme == "bearer":
+                token, expires = await self._token(challenge, ref.repository, creds, timeout)
+                value = f"Bearer {token}"
+                lifetime = expires if expires and expires > 0 else auth.DEFAULT_TOKEN_SECONDS
+                self._authorization.put(key, value, max(lifetime - auth.TOKEN_MARGIN_SECONDS, 1))
+            elif challenge.scheme == "basic" and creds is not None:
+                value = creds.basic()
+                self._authorization.put(key, value, 300)
+            else:
+                raise RegistryDenied(f"{ref.registry} wants credentials the pod does not have")
+            headers["Authorization"] = value
+            answer, body = await self._send(url, headers, limit, timeout)
+        status = answer.status_code
+        if status in (401, 403):
+            self._authorization.put(key, "", 0)
+            raise RegistryDenied(f"{ref.registry} refused access to {ref.repository} ({status})")
+        if status == 404:
+            what, _, which = path.partition("/")
+            raise ImageNotFound(f"{ref.name}: {what.rstrip('s')} {which} not found")
+        if status == 429 or status >= 500:
+            raise RegistryUnavailable(f"{ref.registry} answered {status}")
+        if status in (301, 302, 303, 307, 308) and path.startswith("blobs/"):
+            return await self._redirected(answer, limit, timeout)
+        if status != 200:
+            raise BadImage(f"{ref.registry} answered {status} for {path}")
+        return answer, body
+
+    async def _redirected(
+        self, answer: httpx.Response, limit: int, timeout: float
+    ) -> tuple[httpx.Response, bytes]:
+        location = answer.headers.get("location", "")
+        target = answer.request.url.join(location)
+        if target.scheme not in ("https", "http"):
+            raise BadImage("blob redirect to a non-HTTP location")
+        # Storage redirects are pre-signed: no Authorization goes to another host.
+        moved, body = await self._send(str(target), {}, limit, timeout)
+        if moved.status_code != 200:
+            raise RegistryUnavailable(f"blob storage answered {moved.status_code}")
+        return moved, body
+
+    # -- the resolution steps ---------------------------------------------------------------
+
+    async def manifest(
+        self,
+        ref: images.ImageRef,
+        reference: str,
+        creds: auth.Credentials | None,
+        timeout: float,
+    ) -> Fetched:
+        """A manifest or index, with the digest of its bytes (checked when asked by digest)."""
+        answer, body = await self.get(
+            ref,
+            f"manifests/{reference}",
+            accept=ACCEPT,
+            limit=MAX_MANIFEST_BYTES,
+            creds=creds,
+            timeout=timeout,
+        )
+        digest = sha256(body)
+        if reference.startswith("sha256:") and reference != digest:
+            raise BadImage(f"{ref.name}@{reference}: content does not match its digest")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise BadImage(f"{ref.name}: manifest is not JSON") from err
+        if not isinstance(document, dict):
+            raise BadImage(f"{ref.name}: manifest is not a JSON object")
+        declared = answer.headers.get("content-type", "").split(";", 1)[0].strip()
+        media_type = str(document.get("mediaType") or declared)
+        if media_type not in INDEXES and media_type not in MANIFESTS:
+            if "manifests" in document:
+                media_type = OCI_INDEX
+            elif "config" in document:
+                media_type = OCI_MANIFEST
+            else:
+                raise BadImage(f"{ref.name}: unsupported manifest type {media_type!r:.100}")
+        return Fetched(media_type, digest, document)
+
+    async def config(
+        self,
+        ref: images.ImageRef,
+        manifest: Fetched,
+        creds: auth.Credentials | None,
+        timeout: float,
+    ) -> Mapping[str, Any]:
+        """The config blob a manifest names, digest-checked."""
+        descriptor = manifest.document.get("config")
+        digest = descriptor.get("digest") if isinstance(descriptor, Mapping) else None
+        if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71:
+            raise BadImage(f"{ref.name}: manifest names no sha256 config")
+        _, body = await self.get(
+            ref,
+            f"blobs/{digest}",
+            accept=None,
+            limit=MAX_CONFIG_BYTES,
+            creds=creds,
+            timeout=timeout,
+        )
+        if sha256(body) != digest:
+            raise BadImage(f"{ref.name}: config blob does not match its digest")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise BadImage(f"{ref.name}: config is not JSON") from err
+        if not isinstance(document, dict):
+            raise BadImage(f"{ref.name}: config is not a JSON object")
+        return document
+
+
+def pick(index: Fetched, platform: Platform, name: str) -> str:
+    """The digest of the index entry for ``platform``."""
+    entries = index.document.get("manifests")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        declared = entry.get("platform")
+        digest = entry.get("digest")
+        if isinstance(declared, Mapping) and platform.matches(declared) and isinstance(digest, str):
+            return digest
+    raise BadImage(f"{name}: no {platform} image in its index")
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.host}{port}"
+
+
+def _why(err: httpx.HTTPError) -> str:
+    text = str(err) or type(err).__name__
+    return text[:200]
