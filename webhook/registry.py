@@ -292,12 +292,7 @@ class RegistryClient:
         digest = sha256(body)
         if reference.startswith("sha256:") and reference != digest:
             raise BadImage(f"{ref.name}@{reference}: content does not match its digest")
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as err:
-            raise BadImage(f"{ref.name}: manifest is not JSON") from err
-        if not isinstance(document, dict):
-            raise BadImage(f"{ref.name}: manifest is not a JSON object")
+        document = _json_object(body, f"{ref.name}: manifest")
         declared = answer.headers.get("content-type", "").split(";", 1)[0].strip()
         media_type = str(document.get("mediaType") or declared)
         if media_type not in INDEXES and media_type not in MANIFESTS:
@@ -331,13 +326,18 @@ class RegistryClient:
         )
         if sha256(body) != digest:
             raise BadImage(f"{ref.name}: config blob does not match its digest")
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as err:
-            raise BadImage(f"{ref.name}: config is not JSON") from err
-        if not isinstance(document, dict):
-            raise BadImage(f"{ref.name}: config is not a JSON object")
-        return document
+        return _json_object(body, f"{ref.name}: config")
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A registry document, which must be a JSON object."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise BadImage(f"{what} is not JSON") from err
+    if not isinstance(document, dict):
+        raise BadImage(f"{what} is not a JSON object")
+    return document
 
 
 def pick(index: Fetched, platform: Platform, name: str) -> str:
