@@ -11,22 +11,19 @@ emulators and old API servers alike.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
-from minerguard.kube import errors, resources
+from minerguard.kube import listwatch
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 30.0
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
@@ -135,110 +132,8 @@ def parse_pod(raw: Mapping[str, Any]) -> PodInfo | None:
     )
 
 
-class _ListWatch:
-    """List, then watch, forever; ``apply`` folds events in, ``replace`` takes a full list."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        factory: Callable[[], client.ApiClient],
-        list_fn: Callable[[client.ApiClient], Callable[..., Any]],
-        kwargs: Mapping[str, Any],
-        replace: Callable[[list[dict[str, Any]]], None],
-        apply: Callable[[str, dict[str, Any]], None],
-        watch_timeout: int,
-        stop: threading.Event,
-    ) -> None:
-        self._name = name
-        self._factory = factory
-        self._list_fn = list_fn
-        self._kwargs = dict(kwargs)
-        self._replace = replace
-        self._apply = apply
-        self._timeout = watch_timeout
-        self._stop = stop
-        self.synced = threading.Event()
-        self._watcher: watch.Watch | None = None
-        self.failures = 0
-        self.relists = 0
-        self.thread = threading.Thread(target=self._run, name=f"minerguard-{name}", daemon=True)
-
-    def interrupt(self) -> None:
-        """Break a blocked watch read (on stop), so the thread ends now, not at the timeout."""
-        watcher = self._watcher
-        if watcher is None:
-            return
-        watcher.stop()
-        response = getattr(watcher, "_resp", None)  # the client offers no public handle
-        if response is not None:
-            with contextlib.suppress(Exception):  # closing a socket mid-read may raise anything
-                response.shutdown() if hasattr(response, "shutdown") else response.close()
-
-    def _list(self, api: client.ApiClient) -> str | None:
-        listed = resources.call(self._list_fn(api), _preload_content=False, **self._kwargs)
-        body = resources.call(_json, listed)
-        items = [i for i in body.get("items") or [] if isinstance(i, dict)]
-        self._replace(items)
-        self.relists += 1
-        self.synced.set()
-        version = (body.get("metadata") or {}).get("resourceVersion")
-        return str(version) if version else None
-
-    def _watch(self, api: client.ApiClient, version: str | None) -> Iterator[tuple[str, Any]]:
-        watcher = watch.Watch()
-        self._watcher = watcher
-        stream = watcher.stream(
-            self._list_fn(api),
-            resource_version=version,
-            timeout_seconds=self._timeout,
-            _request_timeout=self._timeout + 5,
-            deserialize=False,
-            **self._kwargs,
-        )
-        try:
-            for event in stream:
-                yield str(event["type"]), event.get("raw_object", event["object"])
-        except Exception as err:
-            raise errors.translate(err) from err
-
-    def _run(self) -> None:
-        backoff = 0.5
-        api: client.ApiClient | None = None
-        while not self._stop.is_set():
-            started: float | None = None
-            try:
-                api = api or self._factory()
-                version = self._list(api)
-                started = time.monotonic()
-                for event_type, obj in self._watch(api, version):
-                    if self._stop.is_set():
-                        return
-                    if event_type == "ERROR":
-                        break  # usually 410 Gone: relist
-                    if isinstance(obj, dict):
-                        self._apply(event_type, obj)
-            except errors.ApiError as err:
-                api = None
-                if started is None:  # the list itself failed: the API is unavailable
-                    self.failures += 1
-                    log.warning("%s list failed, retrying in %.1fs: %s", self._name, backoff, err)
-                else:  # a watch broke (or an emulator ignored timeoutSeconds): relist
-                    log.info("%s watch ended: %s", self._name, err)
-            if started is not None and time.monotonic() - started >= 1.0:
-                backoff = 0.5
-                continue
-            self._stop.wait(backoff)  # failed, or a watch that ended at once: do not spin
-            backoff = min(backoff * 2, MAX_BACKOFF)
-
-
 def _keys(pod: PodInfo) -> tuple[str, ...]:
     return (pod.uid, pod.mirror_of) if pod.mirror_of else (pod.uid,)
-
-
-def _json(response: Any) -> dict[str, Any]:
-    data = json.loads(response.data)
-    return data if isinstance(data, dict) else {}
 
 
 class PodCache:
@@ -261,7 +156,7 @@ class PodCache:
         self._pods: dict[str, PodInfo] = {}
         self._namespaces: dict[str, dict[str, str]] = {}
         self._changed = threading.Condition()
-        self._pod_watch = _ListWatch(
+        self._pod_watch = listwatch.ListWatch(
             "pods",
             factory=client_factory,
             list_fn=lambda api: client.CoreV1Api(api).list_pod_for_all_namespaces,
@@ -271,9 +166,9 @@ class PodCache:
             watch_timeout=watch_timeout,
             stop=self._stop,
         )
-        self._ns_watch: _ListWatch | None = None
+        self._ns_watch: listwatch.ListWatch | None = None
         if namespaces:
-            self._ns_watch = _ListWatch(
+            self._ns_watch = listwatch.ListWatch(
                 "namespaces",
                 factory=client_factory,
                 list_fn=lambda api: client.CoreV1Api(api).list_namespace,

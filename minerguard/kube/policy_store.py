@@ -15,7 +15,9 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard.kube import errors, resources
+from minerguard.api.meta import GROUP, VERSION
+from minerguard.api.policy import MinerPolicy
+from minerguard.kube import listwatch
 from minerguard.policy import CompiledPolicy
 from minerguard.policy_book import PolicyBook
 
@@ -33,15 +35,26 @@ class PolicyStore:
         watch_timeout: int = 60,
         on_change: Callable[[tuple[CompiledPolicy, ...]], None] | None = None,
     ) -> None:
-        self._factory = client_factory
         self._fallback = tuple(fallback)
-        self._watch_timeout = watch_timeout
         self._on_change = on_change
+        self._stop = threading.Event()
         self.book = PolicyBook()
         self.policies: tuple[CompiledPolicy, ...] = self._fallback
-        self.synced = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="minerguard-policies", daemon=True)
+        self._watch = listwatch.ListWatch(
+            "policies",
+            factory=client_factory,
+            list_fn=lambda api: client.CustomObjectsApi(api).list_cluster_custom_object,
+            kwargs={"group": GROUP, "version": VERSION, "plural": MinerPolicy.plural},
+            replace=self._replace,
+            apply=self.apply,
+            watch_timeout=watch_timeout,
+            stop=self._stop,
+        )
+
+    @property
+    def synced(self) -> threading.Event:
+        """Set once the first list succeeded."""
+        return self._watch.synced
 
     @property
     def errors(self) -> dict[str, str]:
@@ -50,13 +63,14 @@ class PolicyStore:
 
     def start(self) -> PolicyStore:
         """Start watching; returns self."""
-        self._thread.start()
+        self._watch.thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the current watch call returns (bounded by the watch timeout)."""
+        """Stop now: the blocked watch read is interrupted."""
         self._stop.set()
-        self._thread.join(timeout)
+        self._watch.interrupt()
+        self._watch.thread.join(timeout)
 
     def _publish(self) -> None:
         policies = self.book.compiled() or self._fallback
@@ -82,30 +96,11 @@ class PolicyStore:
                 )
         self._publish()
 
-    def _sync(self, api: client.ApiClient) -> str | None:
-        items, version = resources.list_policies(api)
+    def _replace(self, items: list[dict[str, Any]]) -> None:
+        """A full list: fold every object in and forget policies that are gone."""
         seen = {str((raw.get("metadata") or {}).get("name")) for raw in items}
         for raw in items:
             self.apply("ADDED", raw)
         for name in self.book.names():
             if name not in seen:
                 self.apply("DELETED", {"metadata": {"name": name}})
-        self.synced.set()
-        return version
-
-    def _run(self) -> None:
-        backoff = 0.5
-        api: client.ApiClient | None = None
-        while not self._stop.is_set():
-            try:
-                api = api or self._factory()
-                version = self._sync(api)
-                for event_type, raw in resources.watch_policies(api, version, self._watch_timeout):
-                    if self._stop.is_set():
-                        return
-                    self.apply(event_type, raw)
-                backoff = 0.5
-            except errors.ApiError as err:
-                log.warning("MinerPolicy watch failed, retrying in %.1fs: %s", backoff, err)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)

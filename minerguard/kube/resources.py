@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from minerguard.api.detection import MinerDetection
 from minerguard.api.meta import GROUP, VERSION
@@ -93,6 +94,12 @@ def _custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
+def read_json(response: Any) -> dict[str, Any]:
+    """The JSON object of a raw (``_preload_content=False``) response; {} for anything else."""
+    data = json.loads(response.data or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
 def _mapping(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
@@ -151,35 +158,6 @@ def patch_detection_status(
         name,
         {"status": dict(status)},
     )
-
-
-def list_policies(api: client.ApiClient) -> tuple[list[dict[str, Any]], str | None]:
-    """All MinerPolicies and the list's resourceVersion (to watch from)."""
-    listed = _mapping(
-        call(_custom(api).list_cluster_custom_object, GROUP, VERSION, MinerPolicy.plural)
-    )
-    version = _mapping(listed.get("metadata")).get("resourceVersion")
-    return list(_mapping(listed).get("items", [])), version
-
-
-def watch_policies(
-    api: client.ApiClient, resource_version: str | None, timeout_seconds: int
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event type, object) pairs until the server or ``timeout_seconds`` ends the stream."""
-    stream = watch.Watch().stream(
-        _custom(api).list_cluster_custom_object,
-        GROUP,
-        VERSION,
-        MinerPolicy.plural,
-        resource_version=resource_version,
-        timeout_seconds=timeout_seconds,
-        _request_timeout=timeout_seconds + 5,
-    )
-    try:
-        for event in stream:
-            yield str(event["type"]), dict(event["object"])
-    except Exception as err:
-        raise errors.translate(err) from err
 
 
 def patch_policy_status(api: client.ApiClient, name: str, status: Mapping[str, Any]) -> None:

@@ -55,11 +55,6 @@ def _kind(kind: str) -> Kind:
         raise errors.ApiError(f"minerguard does not act on kind {kind!r}") from None
 
 
-def _json(response: Any) -> dict[str, Any]:
-    data = json.loads(response.data or b"{}")
-    return data if isinstance(data, dict) else {}
-
-
 def _method(api: client.ApiClient, kind: Kind, verb: str) -> Any:
     return getattr(kind.api(api), f"{verb}_namespaced_{kind.suffix}")
 
@@ -74,7 +69,7 @@ def read(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[st
     """One object; raises :class:`errors.NotFound` when it does not exist."""
     spec = _kind(kind)
     raw = resources.call(_method(api, spec, "read"), name, namespace, _preload_content=False)
-    return _typed(_json(raw), kind)
+    return _typed(resources.read_json(raw), kind)
 
 
 def find(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -98,7 +93,7 @@ def patch(
         _content_type=MERGE_PATCH,
         _preload_content=False,
     )
-    return _typed(_json(raw), kind)
+    return _typed(resources.read_json(raw), kind)
 
 
 def list_objects(
@@ -111,7 +106,7 @@ def list_objects(
         raw = resources.call(method, _preload_content=False)
     else:
         raw = resources.call(_method(api, spec, "list"), namespace, _preload_content=False)
-    items = _json(raw).get("items")
+    items = resources.read_json(raw).get("items")
     return [_typed(item, kind) for item in items or () if isinstance(item, dict)]
 
 
@@ -121,7 +116,7 @@ def namespace_labels(api: client.ApiClient, name: str) -> dict[str, str]:
         raw = resources.call(client.CoreV1Api(api).read_namespace, name, _preload_content=False)
     except errors.NotFound:
         return {}
-    labels = (_json(raw).get("metadata") or {}).get("labels") or {}
+    labels = (resources.read_json(raw).get("metadata") or {}).get("labels") or {}
     return {str(k): str(v) for k, v in labels.items()}
 
 
@@ -129,7 +124,7 @@ def list_namespace_labels(api: client.ApiClient) -> dict[str, dict[str, str]]:
     """Labels of every namespace, by name."""
     raw = resources.call(client.CoreV1Api(api).list_namespace, _preload_content=False)
     found: dict[str, dict[str, str]] = {}
-    for item in _json(raw).get("items") or ():
+    for item in resources.read_json(raw).get("items") or ():
         metadata = item.get("metadata") or {}
         labels = metadata.get("labels") or {}
         found[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
