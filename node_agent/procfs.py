@@ -157,8 +157,8 @@ class ProcFS:
                     break
                 chunks.append(chunk)
                 left -= len(chunk)
-                if len(chunk) < want:
-                    break  # /proc answers a short read only at the end: save the EOF read
+                # No early stop on a short read: seq_file tables (net/tcp) answer a page per
+                # read, so only an empty read means the end.
             return b"".join(chunks)
         except OSError as err:
             raise _domain(pid, name, err) from err

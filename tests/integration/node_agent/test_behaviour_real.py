@@ -34,7 +34,7 @@ def test_an_unthrottled_miner_without_signatures_is_found_by_behaviour_and_kille
         started = time.monotonic()
         process = miner.spawn(miner_argv(pool.port, 20))
         benign.spawn([sys.executable, "-c", NUMERIC, "8"])
-        found = running.sink.wait_for(miner, "Behaviour", timeout=25)  # goal: < 30 s
+        found = running.sink.wait_for(miner, "Behaviour", timeout=15)
         latency = time.monotonic() - started
         process.wait(timeout=5)
     assert found is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -188,3 +189,23 @@ def test_stratum_pool_stub_answers_login(pool: StratumPool) -> None:
         reply = json.loads(s.makefile().readline())
     assert reply["result"]["job"]["algo"] == "rx/0"
     assert errno.EPERM  # keeps errno imported for readers of the gate test
+
+
+def test_a_connection_past_the_first_page_of_a_busy_tcp_table_is_found() -> None:
+    # /proc/PID/net/tcp is a seq_file: each read returns at most a page (~27 sockets), so a
+    # reader that stops at the first short read misses everything after it.
+    import socket
+
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(120)]
+    pool = StratumPool()
+    client = socket.create_connection(("127.0.0.1", pool.port), timeout=5)
+    try:
+        table = ProcFS().net_file(os.getpid(), "tcp")
+        assert table.count("\n") > 120  # the table really spans several pages
+        found = netconn.outbound(netconn.connections(ProcFS(), os.getpid()))
+        assert pool.port in {c.remote_port for c in found}
+    finally:
+        client.close()
+        pool.close()
+        for listener in listeners:
+            listener.close()
