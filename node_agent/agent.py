@@ -101,6 +101,9 @@ class Agent:
             due = min(next_sample, next_rescan if self._rescan else next_sample)
             if deadline is not None:
                 due = min(due, deadline)
+            settling = self._watcher.due
+            if settling is not None:
+                due = min(due, settling)
             events = self._source.poll(max(min(due - now, 0.5), 0.0))
             self._deliver(self._watcher.handle(events))
             now = self._clock()

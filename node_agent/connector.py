@@ -5,12 +5,14 @@ init-namespace PIDs (hostPID). On kernels that support it the subscription carri
 mask, so the kernel does not send the UID/GID/comm/ptrace events the agent ignores. FORK
 events for threads (pid != tgid) are dropped here. ENOBUFS means the kernel dropped events:
 that is counted, and the caller's /proc rescan closes the gap. Reads are batched: after the
-first datagram, ``batch_window`` (10 ms) passes before the queue is drained.
+first datagram, ``batch_window`` (10 ms) passes before the queue is drained, 64 datagrams per
+recvmmsg(2) call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import select
@@ -34,40 +36,94 @@ PROC_EVENT_EXIT = 0x80000000
 
 _NL = struct.Struct("=IHHII")
 _CN = struct.Struct("=IIIIHH")
-_EV = struct.Struct("=IIQ")
-_FORK = struct.Struct("=4I")
-_EXEC = struct.Struct("=2I")
-_EXIT = struct.Struct("=4I")
+# nlmsghdr.len, then (past the rest of nlmsghdr, cn_msg and proc_event.cpu) what, timestamp and
+# the first four u32 of the event union. The kernel always sends the whole proc_event (its
+# union is 24 bytes), so every datagram holds these 68 bytes.
+_MESSAGE = struct.Struct("=I32xIxxxxQ4I")
+_HEADER_LEN = _NL.size + _CN.size + 16
+SLOT_SIZE = 256  # recvmmsg slot per datagram; a proc connector datagram is 76 bytes
+_SLOT = struct.Struct(f"{_MESSAGE.format}{SLOT_SIZE - _MESSAGE.size}x")
+FORK, EXEC, EXIT = EventKind.FORK, EventKind.EXEC, EventKind.EXIT
 
 
-def parse_messages(data: bytes) -> tuple[list[ProcEvent], int]:
-    """Decode a netlink datagram into events; returns (events, thread forks skipped)."""
+def decode(slots: bytes | memoryview) -> tuple[list[ProcEvent], int]:
+    """Events from consecutive recvmmsg slots, one datagram each; also thread forks skipped.
+
+    The hot loop of a busy node (three datagrams per process): the kernel sends one message
+    per datagram, so every slot is decoded in C by one ``iter_unpack``. A slot whose netlink
+    length is short of a whole proc_event is skipped.
+    """
     out: list[ProcEvent] = []
     skipped = 0
-    offset = 0
-    header = _NL.size + _CN.size
-    while offset + header + _EV.size <= len(data):
-        length = _NL.unpack_from(data, offset)[0]
-        if length < header:
-            break
-        base = offset + header
-        what, _cpu, ts = _EV.unpack_from(data, base)
-        body = base + _EV.size
-        if what == PROC_EVENT_FORK and body + _FORK.size <= len(data):
-            _ppid, ptgid, pid, tgid = _FORK.unpack_from(data, body)
-            if pid == tgid:
-                out.append(ProcEvent(EventKind.FORK, pid=tgid, timestamp_ns=ts, parent=ptgid))
+    for length, what, ts, a, b, c, d in _SLOT.iter_unpack(slots):
+        if length < _HEADER_LEN:
+            continue
+        if what == PROC_EVENT_FORK:  # parent pid, parent tgid, child pid, child tgid
+            if c == d:
+                out.append(ProcEvent(FORK, d, ts, b))
             else:
                 skipped += 1
-        elif what == PROC_EVENT_EXEC and body + _EXEC.size <= len(data):
-            _pid, tgid = _EXEC.unpack_from(data, body)
-            out.append(ProcEvent(EventKind.EXEC, pid=tgid, timestamp_ns=ts))
-        elif what == PROC_EVENT_EXIT and body + _EXIT.size <= len(data):
-            pid, tgid, code, _sig = _EXIT.unpack_from(data, body)
-            if pid == tgid:
-                out.append(ProcEvent(EventKind.EXIT, pid=tgid, timestamp_ns=ts, exit_code=code))
-        offset += (length + 3) & ~3
+        elif what == PROC_EVENT_EXEC:  # pid, tgid
+            out.append(ProcEvent(EXEC, b, ts))
+        elif what == PROC_EVENT_EXIT and a == b:  # pid, tgid, exit code, signal
+            out.append(ProcEvent(EXIT, b, ts, None, c))
     return out, skipped
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = (
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.POINTER(_IoVec)),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    )
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = (("hdr", _MsgHdr), ("len", ctypes.c_uint))
+
+
+class _Receiver:
+    """recvmmsg(2): up to ``slots`` datagrams per system call into one reused buffer.
+
+    One datagram per event and three events per process make recv() per datagram the
+    agent's main cost on a busy node; this cuts the calls (and Python work) ~64-fold.
+    """
+
+    def __init__(self, slots: int = 64) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._call = libc.recvmmsg
+        self._call.argtypes = (
+            ctypes.c_int, ctypes.POINTER(_MMsgHdr), ctypes.c_uint, ctypes.c_int, ctypes.c_void_p
+        )  # fmt: skip
+        self._call.restype = ctypes.c_int
+        self.buffer = ctypes.create_string_buffer(slots * SLOT_SIZE)
+        self._iov = (_IoVec * slots)()
+        self._msgs = (_MMsgHdr * slots)()
+        base = ctypes.addressof(self.buffer)
+        for i in range(slots):
+            self._iov[i].base = base + i * SLOT_SIZE
+            self._iov[i].len = SLOT_SIZE
+            self._msgs[i].hdr.iov = ctypes.pointer(self._iov[i])
+            self._msgs[i].hdr.iovlen = 1
+        self.slots = slots
+
+    def receive(self, fd: int) -> int:
+        """Datagrams now in the buffer (slot i at ``i * SLOT_SIZE``); 0 when none are queued."""
+        count: int = self._call(fd, self._msgs, self.slots, socket.MSG_DONTWAIT, None)
+        if count >= 0:
+            return count
+        err = ctypes.get_errno()
+        if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return 0
+        raise OSError(err, os.strerror(err))
 
 
 def _control(op: bytes, seq: int) -> bytes:
@@ -104,6 +160,11 @@ class ProcConnector:
         self._dropped = 0
         self._batch_window = batch_window
         self.thread_forks = 0
+        try:
+            self._receiver = _Receiver()
+        except AttributeError as err:  # a libc without recvmmsg
+            sock.close()
+            raise errors.KernelFeatureError(f"recvmmsg: {err}") from err
 
     @property
     def dropped(self) -> int:
@@ -123,19 +184,21 @@ class ProcConnector:
             # and an EXEC whose EXIT lands in the same batch is never read at all.
             time.sleep(self._batch_window)
         events: list[ProcEvent] = []
-        for _ in range(4096):
+        receiver = self._receiver
+        view = memoryview(receiver.buffer)
+        for _ in range(256):
             try:
-                data = self._sock.recv(65536)
-            except BlockingIOError:
-                break
+                count = receiver.receive(self._sock.fileno())
             except OSError as err:
                 if err.errno == errno.ENOBUFS:
                     self._dropped += 1
                     continue
                 raise errors.KernelFeatureError(f"proc connector recv: {err}") from err
-            parsed, skipped = parse_messages(data)
+            parsed, skipped = decode(view[: count * SLOT_SIZE])
             self.thread_forks += skipped
             events.extend(parsed)
+            if count < receiver.slots:
+                break
         return events
 
     def close(self) -> None:

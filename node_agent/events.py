@@ -8,8 +8,7 @@ only sees ``EventSource``, so tests inject either one, or a scripted source.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class EventKind(enum.Enum):
@@ -20,9 +19,12 @@ class EventKind(enum.Enum):
     EXIT = "exit"
 
 
-@dataclass(frozen=True, slots=True)
-class ProcEvent:
-    """One lifecycle event; ``parent`` is set for FORK, ``exit_code`` for EXIT."""
+class ProcEvent(NamedTuple):
+    """One lifecycle event; ``parent`` is set for FORK, ``exit_code`` for EXIT.
+
+    A NamedTuple, not a frozen dataclass: a busy node makes thousands a second, and a tuple
+    is built in half the time.
+    """
 
     kind: EventKind
     pid: int

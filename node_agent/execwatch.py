@@ -4,6 +4,11 @@ Fed by an ``EventSource``. Work per event is bounded: at most ``max_per_poll`` E
 inspected per poll and the rest are counted as dropped (a rescan finds survivors later). A
 process is judged once per (pid, start time, argv), so a rescan re-judges only processes
 whose command line changed since (argv rewriting).
+
+An EXEC is read only once it is ``settle`` old (10 ms): on a busy node almost every process
+exits sooner (a build, a shell loop), its EXIT arrives meanwhile and nothing is read at all.
+Reading /proc is what costs; a process that lives less than 10 ms cannot have mined. Execs
+still settling are carried to the next ``handle`` call; ``due`` says when to make it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class ExecWatcher:
         ignore_pids: frozenset[int],
         ignore_pods: AbstractSet[str] = frozenset(),
         max_per_poll: int = 2048,
+        settle: float = 0.01,
         memory: int = 16384,
         verdict_cache: int = 4096,
         wall: Callable[[], float] = time.time,
@@ -77,6 +83,8 @@ class ExecWatcher:
         self._ignore = ignore_pids
         self._ignore_pods = ignore_pods
         self._max = max_per_poll
+        self._settle_ns = int(settle * 1e9)
+        self._settling: list[ProcEvent] = []
         self._judged: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self._memory = memory
         self._verdicts: OrderedDict[Hashable, tuple[float, tuple[Reason, ...]]] = OrderedDict()
@@ -84,13 +92,24 @@ class ExecWatcher:
         self._wall = wall
         self._mono_ns = monotonic_ns
 
+    @property
+    def due(self) -> float | None:
+        """When (monotonic seconds) the oldest settling exec must be read; None if none."""
+        if not self._settling:
+            return None
+        return (self._settling[0].timestamp_ns + self._settle_ns) / 1e9
+
     def handle(self, events: list[ProcEvent]) -> list[Finding]:
         """Process a batch of events; returns the findings, in event order."""
         findings: list[Finding] = []
         budget = self._max
+        if self._settling:
+            events = [*self._settling, *events]
+            self._settling = []
         # A process whose EXIT is in the same batch as its EXEC is already gone (a zombie's
         # /proc has no argv): skip the reads. Batches of a busy node are mostly these.
         last_exit = {e.pid: i for i, e in enumerate(events) if e.kind is EventKind.EXIT}
+        young = self._mono_ns() - self._settle_ns
         for index, event in enumerate(events):
             if event.kind is EventKind.FORK:
                 if event.parent is not None:
@@ -99,6 +118,11 @@ class ExecWatcher:
                 self._lineage.exit(event.pid)
             elif last_exit.get(event.pid, -1) > index:
                 self._counters.add("exec_exited_in_batch")
+            elif not event.rescan and event.timestamp_ns > young:
+                if len(self._settling) < self._max:
+                    self._settling.append(event)
+                else:
+                    self._counters.add("exec_dropped")
             elif budget <= 0:
                 self._counters.add("exec_dropped")
             else:

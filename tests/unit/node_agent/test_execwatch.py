@@ -74,3 +74,31 @@ def test_the_agents_own_pod_is_never_judged(proc: ProcFS, golden_policies: Polic
     watch = watcher(proc, golden_policies, counters, ignore_pods={POD1})
     assert watch.handle([exec_event(MINER_PID)]) == []
     assert counters.get("exec_self_skipped") == 1
+
+
+def test_a_young_exec_settles_and_is_never_read_if_it_exits_meanwhile(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    counters = Counters()
+    now = [1_000_000_000]
+    watch = watcher(proc, golden_policies, counters, monotonic_ns=lambda: now[0])
+    young = ProcEvent(EventKind.EXEC, pid=MINER_PID, timestamp_ns=now[0] - 4_000_000)
+    assert watch.handle([young]) == []
+    assert watch.due == (young.timestamp_ns + 10_000_000) / 1e9
+    assert counters.get("exec_inspected") == 0
+    now[0] += 20_000_000
+    assert watch.handle([ProcEvent(EventKind.EXIT, pid=MINER_PID, timestamp_ns=now[0])]) == []
+    assert counters.get("exec_exited_in_batch") == 1
+    assert counters.get("exec_inspected") == 0
+    assert watch.due is None
+
+
+def test_a_settled_exec_is_read_on_the_next_batch_even_an_empty_one(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    now = [1_000_000_000]
+    watch = watcher(proc, golden_policies, Counters(), monotonic_ns=lambda: now[0])
+    assert watch.handle([ProcEvent(EventKind.EXEC, pid=MINER_PID, timestamp_ns=now[0])]) == []
+    now[0] += 10_000_000
+    assert [f.pod_uid for f in watch.handle([])] == [POD1]
+    assert watch.due is None
