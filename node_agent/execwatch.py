@@ -44,7 +44,9 @@ def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reas
     verdict = policy.compiled.engine.evaluate(subject)
     reasons = [Reason(s.name, s.describe(), s.weight) for s in verdict.signals]
     extra = 0.0
-    for reason in masquerade.reasons(snap.comm, snap.argv, snap.exe, snap.kernel_thread):
+    for reason in masquerade.reasons(
+        snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
+    ):
         weight = min(reason.weight, MASQUERADE_CAP - extra)
         if weight <= 0:
             break

@@ -3,7 +3,8 @@
 Config files named on the command line (``-c FILE``, ``--config FILE``, ``--config=FILE``) are
 read through /proc/PID/root and /proc/PID/cwd, so the agent reads the file the process sees
 inside its container. Reads are bounded, regular files only, non-blocking (a FIFO cannot
-stall the agent) and the final path component is not followed if it is a symlink.
+stall the agent) and the final path component is not followed if it is a symlink. Whether the
+executable was written into the container after it started comes from ``image_layers``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from node_agent import attribution, errors
+from node_agent import attribution, errors, image_layers
 from node_agent.procfs import Executable, ProcFS
 
 CONFIG_OPTIONS = frozenset({"-c", "--config", "-config", "--config-file", "--cfg"})
@@ -34,6 +35,8 @@ class ProcessSnapshot:
     owner: attribution.Attribution
     kernel_thread: bool
     texts: tuple[str, ...] = ()
+    upper_layer: bool | None = None
+    """Executable in the container's writable layer (not in the image); None: cannot tell."""
 
     @property
     def command_line(self) -> str:
@@ -101,6 +104,7 @@ def snapshot(
             text = read_bounded(full)
             if text is not None:
                 texts.append(text)
+    upper = None if exe is None else image_layers.in_upper_layer(proc, pid, exe, owner.key)
     again = proc.stat(pid)
     if again.start_ticks != st.start_ticks:
         raise errors.ProcessGone(pid)  # the PID was reused while reading
@@ -115,4 +119,5 @@ def snapshot(
         owner=owner,
         kernel_thread=st.kernel_thread,
         texts=tuple(texts),
+        upper_layer=upper,
     )

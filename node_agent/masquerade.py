@@ -3,7 +3,9 @@
 Miners hide as kernel threads (``kworker/0:1``, ``kthreadd``, ``kswapd0``): a kernel thread has
 no executable, so such a name on a process with a real one is a lie. Droppers run from
 writable scratch space (/tmp, /dev/shm), from hidden directories, from memory (memfd), or
-delete their binary after start. None of these alone is a detection; each adds weight.
+delete their binary after start, or run a binary that is not in the container's image at all
+(written into its writable overlay layer after start: downloaded, dropped or modified). None of
+these alone is a detection; each adds weight.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ W_MEMFD = 0.5
 W_DELETED = 0.35
 W_SCRATCH = 0.25
 W_HIDDEN = 0.25
+W_NOT_IN_IMAGE = 0.3
 
 
 def _kernel_like(name: str) -> bool:
@@ -48,9 +51,17 @@ def _kernel_like(name: str) -> bool:
 
 
 def reasons(
-    comm: str, argv: tuple[str, ...], exe: Executable | None, kernel_thread: bool
+    comm: str,
+    argv: tuple[str, ...],
+    exe: Executable | None,
+    kernel_thread: bool,
+    *,
+    upper_layer: bool | None = None,
 ) -> tuple[Reason, ...]:
-    """Every masquerade signal of one process (empty for genuine kernel threads)."""
+    """Every masquerade signal of one process (empty for genuine kernel threads).
+
+    ``upper_layer`` says whether the executable sits in the container's writable layer.
+    """
     if kernel_thread or exe is None:
         return ()
     found: list[Reason] = []
@@ -80,4 +91,13 @@ def reasons(
     hidden = next((p for p in parts if p.startswith(".") and p not in NOT_HIDING), None)
     if hidden is not None:
         found.append(Reason("hidden-directory", f"runs from hidden directory {hidden!r}", W_HIDDEN))
+    if upper_layer:
+        found.append(
+            Reason(
+                "not-in-image",
+                f"executable {exe.path} is not in the image: "
+                "written into the container after it started",
+                W_NOT_IN_IMAGE,
+            )
+        )
     return tuple(found)

@@ -18,6 +18,7 @@ PF_KTHREAD = 0x00200000
 ARGV_LIMIT = 32 * 1024
 ENVIRON_LIMIT = 64 * 1024
 SMALL_LIMIT = 64 * 1024
+MOUNTINFO_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +244,28 @@ class ProcFS:
     def net_file(self, pid: int, name: str) -> str:
         """/proc/PID/net/<name> (tcp, tcp6), i.e. the table of the process's network namespace."""
         return self.read_bytes(pid, f"net/{name}", 4 << 20).decode("ascii", "replace")
+
+    def mountinfo(self, pid: int) -> str:
+        """/proc/PID/mountinfo, the mounts as the process sees them; refused past 1 MiB.
+
+        A truncated table could hide the last "/" line (the root the process really has), so
+        it is an error rather than a partial answer.
+        """
+        data = self.read_bytes(pid, "mountinfo", MOUNTINFO_LIMIT)
+        if len(data) >= MOUNTINFO_LIMIT:
+            raise errors.AgentError(f"mountinfo of process {pid} exceeds {MOUNTINFO_LIMIT} bytes")
+        return data.decode("utf-8", "surrogateescape")
+
+    def mount_ns(self, pid: int) -> str:
+        """The mount namespace link (``mnt:[inode]``), shared by all processes of a container."""
+        try:
+            return str(Path(self._path(pid, "ns/mnt")).readlink())
+        except OSError as err:
+            raise _domain(pid, "ns/mnt", err) from err
+
+    def host_root(self) -> str:
+        """The host's / seen through PID 1: with hostPID (or on the host) that is the node's."""
+        return self._path(1, "root")
 
     def task_root(self, pid: int) -> str:
         """The path through which the process's own filesystem view can be read."""

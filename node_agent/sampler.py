@@ -193,7 +193,11 @@ class Sampler:
                 self._counters.add("inspect_gone")
                 continue
             item.top = item.top or snap
-            masq.extend(masquerade.reasons(snap.comm, snap.argv, snap.exe, snap.kernel_thread))
+            masq.extend(
+                masquerade.reasons(
+                    snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
+                )
+            )
             detached = self._lineage.detached(pid)
             if detached is not None and launcher is None:
                 launcher = (

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from node_agent import errors, masquerade
+from node_agent.inspect_process import snapshot
+from node_agent.procfs import Executable, ProcFS
+
 from .conftest import (
     CGROUP_ROOT,
     CONTROLLERS,
@@ -28,7 +32,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 @contextlib.contextmanager
-def runc_container(tmp_path: Path, script: str) -> Iterator[tuple[Pod, int]]:
+def runc_container(tmp_path: Path, script: str, overlay: bool = False) -> Iterator[tuple[Pod, int]]:
+    """A detached runc container; with ``overlay`` its / is the busybox image under an upper
+    layer in tmp_path, mounted the way containerd's snapshotter does it."""
     runc = require_tool("runc")
     busybox = require_tool("busybox")
     pod = Pod.__new__(Pod)
@@ -38,7 +44,7 @@ def runc_container(tmp_path: Path, script: str) -> Iterator[tuple[Pod, int]]:
     bundle = tmp_path / "bundle"
     (bundle / "rootfs" / "bin").mkdir(parents=True)
     shutil.copy(busybox, bundle / "rootfs" / "bin" / "busybox")
-    for applet in ("sh", "sleep", "true"):
+    for applet in ("sh", "sleep", "true", "cp", "mkdir"):
         (bundle / "rootfs" / "bin" / applet).symlink_to("busybox")
     subprocess.run([runc, "spec"], cwd=bundle, check=True, timeout=10)
     spec = json.loads((bundle / "config.json").read_text())
@@ -46,17 +52,34 @@ def runc_container(tmp_path: Path, script: str) -> Iterator[tuple[Pod, int]]:
     spec["process"]["args"] = ["/bin/sh", "-c", script]
     rel = f"kubepods/besteffort/pod{pod.uid}/{pod.container_id}"
     spec["linux"]["cgroupsPath"] = rel
+    merged = bundle / "merged"
+    if overlay:
+        layers = f"lowerdir={bundle / 'rootfs'},upperdir={tmp_path / 'upper'}"
+        for directory in (merged, tmp_path / "upper", tmp_path / "work"):
+            directory.mkdir()
+        subprocess.run(
+            [require_tool("mount"), "-t", "overlay", "overlay", "-o",
+             f"{layers},workdir={tmp_path / 'work'}", str(merged)],
+            check=True,
+            timeout=10,
+        )  # fmt: skip
+        spec["root"] = {"path": "merged", "readonly": False}
     (bundle / "config.json").write_text(json.dumps(spec))
     state = tmp_path / "state"
     name = f"mgit{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [runc, "--root", str(state), "run", "-d", name],
-        cwd=bundle,
-        check=True,
-        timeout=20,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    try:
+        subprocess.run(
+            [runc, "--root", str(state), "run", "-d", name],
+            cwd=bundle,
+            check=True,
+            timeout=20,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except BaseException:
+        if overlay:
+            subprocess.run([require_tool("umount"), str(merged)], check=False, timeout=10)
+        raise
     try:
         info = json.loads(
             subprocess.run(
@@ -73,6 +96,8 @@ def runc_container(tmp_path: Path, script: str) -> Iterator[tuple[Pod, int]]:
         subprocess.run(
             [runc, "--root", str(state), "delete", "--force", name], check=False, timeout=10
         )
+        if overlay:
+            subprocess.run([require_tool("umount"), str(merged)], check=True, timeout=10)
         for ctrl in (*CONTROLLERS, "cpuset", "devices", "freezer", "systemd", "unified"):
             base = CGROUP_ROOT / ctrl
             if not base.is_dir():
@@ -110,3 +135,79 @@ def test_a_runc_container_process_is_attributed_and_its_miner_command_reported(
     assert found.container_id == pod.container_id
     assert found.executable == "/bin/busybox"
     assert "pool-url" in {r.signal for r in found.reasons}
+
+
+def children(proc: ProcFS, parent: int) -> list[int]:
+    found = []
+    for pid in proc.pids():
+        with contextlib.suppress(errors.AgentError):
+            if proc.stat(pid).ppid == parent:
+                found.append(pid)
+    return found
+
+
+def wait_for_exe(proc: ProcFS, pid: int, path: str, timeout: float = 5) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        exe = proc.exe(pid)
+        if exe is not None and exe.path == path:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} never ran {path}")
+
+
+# busybox picks its applet by argv[0], so the copy runs as "sleep" under its own file name.
+DROPPER = "sleep 6 & mkdir -p /opt && cp /bin/busybox /opt/{name} && exec -a sleep /opt/{name} 6"
+
+MINER_DROPPER = (
+    "mkdir -p /opt && cp /bin/busybox /opt/xmrig && exec -a sh /opt/xmrig -c "
+    "'sleep 6; : stratum+tcp://127.0.0.1:3333 --donate-level=1'"
+)
+
+
+def test_a_binary_written_into_a_running_container_is_not_in_its_image(
+    tmp_path: Path,
+) -> None:
+    require_root("runc containers on overlayfs")
+    proc = ProcFS()
+    with runc_container(tmp_path, DROPPER.format(name="helper"), overlay=True) as (pod, pid):
+        wait_for_exe(proc, pid, "/opt/helper")
+        (sleeper,) = children(proc, pid)
+        dropped = snapshot(proc, pid)
+        shipped = snapshot(proc, sleeper)
+    assert dropped.owner.container_id == pod.container_id
+    assert dropped.upper_layer is True
+    assert (shipped.exe, shipped.upper_layer) == (Executable("/bin/busybox", False), False)
+    assert (tmp_path / "upper" / "opt" / "helper").is_file()
+    reasons = masquerade.reasons(
+        dropped.comm, dropped.argv, dropped.exe, False, upper_layer=dropped.upper_layer
+    )
+    assert [r.signal for r in reasons] == ["not-in-image"]
+
+
+def test_the_agent_reports_a_miner_dropped_into_a_container_as_not_in_the_image(
+    tmp_path: Path,
+) -> None:
+    require_root("runc containers on overlayfs")
+    with (
+        running_agent(make_policy()) as running,
+        runc_container(tmp_path, MINER_DROPPER, overlay=True) as (pod, _pid),
+    ):
+        found = running.sink.wait_for(pod, "Exec", timeout=8)
+    assert found is not None
+    assert found.executable == "/opt/xmrig"
+    assert "not-in-image" in {r.signal for r in found.reasons}
+
+
+def test_a_shipped_binary_in_an_overlay_container_is_not_flagged(tmp_path: Path) -> None:
+    require_root("runc containers on overlayfs")
+    with (
+        running_agent(make_policy()) as running,
+        runc_container(
+            tmp_path, "sleep 3; : stratum+tcp://127.0.0.1:3333 --donate-level=1", overlay=True
+        ) as (pod, _pid),
+    ):
+        found = running.sink.wait_for(pod, "Exec", timeout=8)
+    assert found is not None
+    assert found.executable == "/bin/busybox"
+    assert "not-in-image" not in {r.signal for r in found.reasons}
