@@ -127,6 +127,7 @@ class Agent:
         out: list[Finding] = []
         while self._gate.refusals:
             refusal = self._gate.refusals.popleft()
+            owner = refusal.owner
             out.append(
                 Finding(
                     layer=LAYER_EXEC,
@@ -135,7 +136,9 @@ class Agent:
                     policy="exec-gate",
                     mode="Enforce",
                     observed_at=refusal.timestamp,
-                    cgroup="",
+                    cgroup=owner.cgroup_path if owner else "",
+                    pod_uid=owner.pod_uid if owner else None,
+                    container_id=owner.container_id if owner else None,
                     pid=refusal.pid,
                     executable=refusal.path,
                     actions_taken=("RefuseExec",),

@@ -22,6 +22,7 @@ from minerguard.signatures import engine
 from node_agent import attribution, errors, masquerade
 from node_agent.counters import Counters
 from node_agent.events import EventKind, ProcEvent
+from node_agent.exe_content import ExecutableContent
 from node_agent.finding import LAYER_EXEC, Finding
 from node_agent.inspect_process import ProcessSnapshot, snapshot
 from node_agent.lineage import Lineage
@@ -34,7 +35,7 @@ MASQUERADE_CAP = 0.6
 
 
 def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reason, ...]]:
-    """Signature score plus masquerade evidence (capped) for one process under one policy."""
+    """Signature score, the executable's content and masquerade evidence (capped)."""
     subject = engine.Subject(
         argv=snap.argv,
         env=snap.env,
@@ -44,15 +45,19 @@ def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reas
     verdict = policy.compiled.engine.evaluate(subject)
     reasons = [Reason(s.name, s.describe(), s.weight) for s in verdict.signals]
     extra = 0.0
+    if snap.content is not None:
+        reasons.append(snap.content)
+        extra += snap.content.weight
+    masked = 0.0
     for reason in masquerade.reasons(
         snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
     ):
-        weight = min(reason.weight, MASQUERADE_CAP - extra)
+        weight = min(reason.weight, MASQUERADE_CAP - masked)
         if weight <= 0:
             break
-        extra += weight
+        masked += weight
         reasons.append(Reason(reason.signal, reason.detail, weight))
-    return round(verdict.score + extra, 3), tuple(reasons)
+    return round(verdict.score + extra + masked, 3), tuple(reasons)
 
 
 class ExecWatcher:
@@ -69,6 +74,8 @@ class ExecWatcher:
         include_host: bool,
         ignore_pids: frozenset[int],
         ignore_pods: AbstractSet[str] = frozenset(),
+        content: ExecutableContent | None = None,
+        on_container: Callable[[int, attribution.Attribution], bool] | None = None,
         max_per_poll: int = 2048,
         settle: float = 0.01,
         memory: int = 16384,
@@ -84,6 +91,9 @@ class ExecWatcher:
         self._include_host = include_host
         self._ignore = ignore_pids
         self._ignore_pods = ignore_pods
+        self._content = content
+        self._on_container = on_container
+        self._containers: OrderedDict[str, None] = OrderedDict()
         self._max = max_per_poll
         self._settle_ns = int(settle * 1e9)
         self._settling: list[ProcEvent] = []
@@ -146,7 +156,9 @@ class ExecWatcher:
             if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
                 self._counters.add("exec_self_skipped")
                 return None
-            snap = snapshot(self._proc, pid, owner=owner)
+            if owner.in_pod and self._on_container is not None:
+                self._first_of_container(pid, owner)
+            snap = snapshot(self._proc, pid, owner=owner, content=self._content)
         except errors.ProcessGone:
             self._counters.add("exec_gone")
             return None
@@ -168,6 +180,18 @@ class ExecWatcher:
         self._lineage.observe(pid, snap.ppid)
         return self._judge_all(snap, timestamp_ns, rescan)
 
+    def _first_of_container(self, pid: int, owner: attribution.Attribution) -> None:
+        """Tell ``on_container`` (the exec gate) of each container until it answers True."""
+        if owner.key in self._containers:
+            self._containers.move_to_end(owner.key)
+            return
+        assert self._on_container is not None  # noqa: S101 - checked by the caller
+        if not self._on_container(pid, owner):
+            return
+        self._containers[owner.key] = None
+        while len(self._containers) > self._memory:
+            self._containers.popitem(last=False)
+
     def _verdict(
         self, snap: ProcessSnapshot, policy: AgentPolicy
     ) -> tuple[float, tuple[Reason, ...]]:
@@ -187,6 +211,8 @@ class ExecWatcher:
             snap.argv,
             hash(snap.env),
             hash(snap.texts),
+            snap.upper_layer,
+            snap.content,
         )
         found = self._verdicts.get(key)
         if found is not None:

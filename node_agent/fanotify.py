@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node_agent import errors
+from node_agent.attribution import Attribution
 
 FAN_CLOEXEC = 0x1
 FAN_NONBLOCK = 0x2
@@ -48,6 +49,8 @@ class GateDecision:
 
     deny: bool
     reason: str = ""
+    owner: Attribution | None = None
+    """The cgroup (pod, container) of the process that tried the exec, when known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,11 @@ class Refusal:
     path: str
     reason: str
     timestamp: float
+    owner: Attribution | None = None
 
 
-Decider = Callable[[str, int], GateDecision]
+Decider = Callable[[str, int, int], GateDecision]
+"""(path, descriptor on the file, pid of the process exec'ing it) -> decision."""
 
 
 class ExecGate:
@@ -88,15 +93,13 @@ class ExecGate:
         if fd < 0:
             err = ctypes.get_errno()
             raise errors.KernelFeatureError(f"fanotify_init: {os.strerror(err)}")
-        for mount in mounts:
-            rc = self._libc.fanotify_mark(
-                fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD, bytes(mount)
-            )
-            if rc != 0:
-                err = ctypes.get_errno()
-                os.close(fd)
-                raise errors.KernelFeatureError(f"fanotify_mark {mount}: {os.strerror(err)}")
         self._fd = fd
+        for mount in mounts:
+            try:
+                self.mark(str(mount))
+            except errors.KernelFeatureError:
+                os.close(fd)
+                raise
         self._decide = decide
         self._deadline = deadline
         self._until = None if lifetime is None else time.monotonic() + lifetime
@@ -107,6 +110,20 @@ class ExecGate:
         self.denied = 0
         self.failed_open = 0
         self.overflows = 0
+
+    def mark(self, path: str) -> None:
+        """Gate execs from the mount ``path`` is on; raises KernelFeatureError.
+
+        For a container, ``/proc/PID/root`` names its root mount from the host, in whatever
+        mount namespace the container has. Marking a mount twice is harmless; a mark goes
+        away with its mount.
+        """
+        rc = self._libc.fanotify_mark(
+            self._fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD, path.encode()
+        )
+        if rc != 0:
+            err = ctypes.get_errno()
+            raise errors.KernelFeatureError(f"fanotify_mark {path}: {os.strerror(err)}")
 
     def start(self) -> None:
         """Run the listener in a daemon thread."""
@@ -157,7 +174,7 @@ class ExecGate:
     def _judge(self, efd: int, pid: int) -> int:
         try:
             path = str(Path(f"/proc/self/fd/{efd}").readlink())
-            decision = self._decide(path, efd)
+            decision = self._decide(path, efd, pid)
         except Exception:  # the gate must answer whatever the decider does
             self.failed_open += 1
             return FAN_ALLOW
@@ -165,5 +182,5 @@ class ExecGate:
             self.allowed += 1
             return FAN_ALLOW
         self.denied += 1
-        self.refusals.append(Refusal(pid, path, decision.reason, time.time()))
+        self.refusals.append(Refusal(pid, path, decision.reason, time.time(), decision.owner))
         return FAN_DENY

@@ -14,7 +14,9 @@ import stat
 from dataclasses import dataclass
 
 from node_agent import attribution, errors, image_layers
+from node_agent.exe_content import ExecutableContent
 from node_agent.procfs import Executable, ProcFS
+from node_agent.scoring import Reason
 
 CONFIG_OPTIONS = frozenset({"-c", "--config", "-config", "--config-file", "--cfg"})
 CONFIG_LIMIT = 64 * 1024
@@ -37,6 +39,8 @@ class ProcessSnapshot:
     texts: tuple[str, ...] = ()
     upper_layer: bool | None = None
     """Executable in the container's writable layer (not in the image); None: cannot tell."""
+    content: Reason | None = None
+    """Miner strings in the executable's bytes (``exe_content``), when looked for."""
 
     @property
     def command_line(self) -> str:
@@ -75,13 +79,16 @@ def read_bounded(path: str, limit: int = CONFIG_LIMIT) -> str | None:
 def snapshot(
     proc: ProcFS,
     pid: int,
+    *,
     with_env: bool = True,
     with_config: bool = True,
     owner: attribution.Attribution | None = None,
+    content: ExecutableContent | None = None,
 ) -> ProcessSnapshot:
     """Read a process; raises ProcessGone or AccessDenied (callers count those).
 
-    ``owner`` may be passed when the caller already read /proc/PID/cgroup to filter.
+    ``owner`` may be passed when the caller already read /proc/PID/cgroup to filter;
+    ``content`` scans the executable's bytes (once per file, it caches).
     """
     st = proc.stat(pid)
     if owner is None:
@@ -105,6 +112,12 @@ def snapshot(
             if text is not None:
                 texts.append(text)
     upper = None if exe is None else image_layers.in_upper_layer(proc, pid, exe, owner.key)
+    found = None
+    if exe is not None and content is not None:
+        try:
+            found = content.of_process(proc, pid)
+        except errors.AgentError:
+            found = None  # evidence we could not read; the rest of the snapshot stands
     again = proc.stat(pid)
     if again.start_ticks != st.start_ticks:
         raise errors.ProcessGone(pid)  # the PID was reused while reading
@@ -120,4 +133,5 @@ def snapshot(
         kernel_thread=st.kernel_thread,
         texts=tuple(texts),
         upper_layer=upper,
+        content=found,
     )

@@ -216,6 +216,13 @@ class ProcFS:
             raise _domain(pid, "exe", err) from err
         return Executable.from_link(str(target))
 
+    def open_exe(self, pid: int) -> int:
+        """A read-only descriptor on the executable itself, deleted or memfd included."""
+        try:
+            return os.open(self._path(pid, "exe"), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as err:
+            raise _domain(pid, "exe", err) from err
+
     def cwd(self, pid: int) -> str:
         """The working directory as the process sees it."""
         try:

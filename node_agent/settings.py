@@ -54,7 +54,13 @@ class AgentSettings(BaseSettings):
     )
     act_on_host_processes: bool = False
     exec_gate: bool = Field(default=False, description="Refuse execs with fanotify.")
-    exec_gate_mounts: list[Path] = Field(default_factory=list)
+    exec_gate_mounts: list[Path] = Field(
+        default_factory=list,
+        description="Mounts gated besides every covered container's root (e.g. host paths).",
+    )
+    content_scan: bool = Field(
+        default=True, description="Scan executables' bytes for miner strings (once per file)."
+    )
     exec_gate_deadline: float = Field(default=0.05, gt=0)
     resolve_pool_hosts: bool = Field(
         default=False, description="Resolve pool host names with the node's DNS."

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from minerguard import policy as policies_mod
 from minerguard.policy import CompiledPolicy
-from minerguard.signatures import engine
-from node_agent import attribution, errors
+from minerguard.signatures.content import builtin_scanner
+from node_agent import attribution, errors, gating
 from node_agent.agent import Agent, Schedule
 from node_agent.cgroups import CgroupReader
 from node_agent.connector import ProcConnector
 from node_agent.counters import Counters
 from node_agent.events import EventSource
-from node_agent.execwatch import ExecWatcher, judge
-from node_agent.fanotify import Decider, ExecGate, GateDecision
+from node_agent.exe_content import ExecutableContent
+from node_agent.execwatch import ExecWatcher
+from node_agent.fanotify import ExecGate
 from node_agent.gpu import GpuMonitor
-from node_agent.inspect_process import ProcessSnapshot
 from node_agent.lineage import Lineage
 from node_agent.pods import NoPods, PodLookup
 from node_agent.policyset import PolicySet
@@ -36,9 +37,6 @@ from node_agent.sampler import Sampler
 from node_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
-
-GATE_SIGNALS = frozenset({"miner-binary"})
-"""The gate sees only a path: a known miner binary name is enough to refuse the exec."""
 
 
 def load_policies(settings: AgentSettings) -> list[CompiledPolicy]:
@@ -108,6 +106,21 @@ def build_agent(
     gpu = GpuMonitor()
     if not gpu.available:
         log.info("GPU data unavailable: %s", gpu.reason)
+    content = ExecutableContent(builtin_scanner()) if settings.content_scan else None
+    gate: ExecGate | None = None
+    on_container: Callable[[int, attribution.Attribution], bool] | None = None
+    if settings.gate_enabled:
+        containers = gating.GatedContainers(proc, policy_set, lookup, counters)
+        gate = ExecGate(
+            settings.exec_gate_mounts,
+            gating.decider(policy_set, content or ExecutableContent(builtin_scanner()), containers),
+            deadline=settings.exec_gate_deadline,
+        )
+        mark = gate.mark
+
+        def on_container(pid: int, owner: attribution.Attribution) -> bool:
+            return containers.cover(pid, owner, mark)
+
     watcher = ExecWatcher(
         proc,
         policy_set,
@@ -117,6 +130,8 @@ def build_agent(
         include_host=settings.judge_host_processes,
         ignore_pids=ignore,
         ignore_pods=ignore_pods,
+        content=content,
+        on_container=on_container,
         max_per_poll=settings.max_exec_per_poll,
         verdict_cache=settings.verdict_cache,
     )
@@ -143,15 +158,7 @@ def build_agent(
         ignore_pods=ignore_pods,
         kill_enabled=settings.kill_process,
     )
-    gate = None
-    if settings.gate_enabled and not settings.exec_gate_mounts:
-        log.warning("exec gate asked for but MINERGUARD_AGENT_EXEC_GATE_MOUNTS is empty: off")
-    if settings.gate_enabled and settings.exec_gate_mounts:
-        gate = ExecGate(
-            settings.exec_gate_mounts,
-            name_decider(policy_set),
-            deadline=settings.exec_gate_deadline,
-        )
+    if gate is not None:
         gate.start()
     return Agent(
         source,
@@ -169,29 +176,3 @@ def build_agent(
         rescan=rescan,
         gate=gate,
     )
-
-
-def name_decider(policies: PolicySet) -> Decider:
-    """A gate decider judging the executable's path with every enforcing policy's engine."""
-
-    def decide(path: str, _fd: int) -> GateDecision:
-        snap = ProcessSnapshot(
-            pid=0,
-            start_ticks=0,
-            ppid=0,
-            comm=path.rsplit("/", 1)[-1][:15],
-            argv=(path,),
-            exe=None,
-            env=(),
-            owner=attribution.Attribution(cgroup_path=""),
-            kernel_thread=False,
-        )
-        for agent_policy in policies.policies:
-            score, reasons = judge(snap, agent_policy)
-            named = any(r.signal in GATE_SIGNALS for r in reasons)
-            if (named or score >= engine.THRESHOLD) and agent_policy.compiled.enforcing:
-                detail = "; ".join(r.detail for r in reasons)
-                return GateDecision(deny=True, reason=f"{path}: {detail}")
-        return GateDecision(deny=False)
-
-    return decide

@@ -32,6 +32,7 @@ class Kind(StrEnum):
     USER_AGENT = "user_agent"
     TEXT = "text"
     ARGUMENT = "argument"
+    CONTENT = "content"
 
 
 REGEX_KINDS = frozenset({Kind.WALLET, Kind.ARGUMENT})

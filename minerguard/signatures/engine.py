@@ -39,6 +39,7 @@ KIND_CAPS: dict[Kind, float] = {
     Kind.USER_AGENT: 0.5,
     Kind.TEXT: 0.5,
     Kind.ARGUMENT: 1.0,
+    Kind.CONTENT: 1.0,
 }
 """The most each kind of evidence can add, whatever the number of its hits."""
 
@@ -55,6 +56,7 @@ SIGNAL_NAMES: dict[Kind, str] = {
     Kind.USER_AGENT: "miner-agent",
     Kind.TEXT: "miner-config",
     Kind.ARGUMENT: "argument-pattern",
+    Kind.CONTENT: "miner-content",
 }
 
 _STRUCTURED = frozenset("{[")
@@ -204,7 +206,7 @@ class Engine:
     def __init__(self, entries: Iterable[Entry]) -> None:
         self.entries: tuple[Entry, ...] = tuple(entries)
         self._literal: dict[Kind, dict[str, Entry]] = {
-            kind: {} for kind in Kind if kind not in {Kind.WALLET, Kind.ARGUMENT}
+            kind: {} for kind in Kind if kind not in {Kind.WALLET, Kind.ARGUMENT, Kind.CONTENT}
         }
         self._wallets = PatternSet(case_sensitive=True)
         self._arguments = PatternSet(case_sensitive=False)
@@ -213,6 +215,8 @@ class Engine:
                 self._wallets.add(entry, rf"(?:^|[^0-9A-Za-z])(?:{entry.value})(?:[^0-9A-Za-z]|$)")
             elif entry.kind is Kind.ARGUMENT:
                 self._arguments.add(entry, entry.value)
+            elif entry.kind is Kind.CONTENT:
+                continue  # executables' bytes: minerguard.signatures.content scans those
             else:
                 key = entry.value.lower()
                 if entry.kind is Kind.IMAGE:

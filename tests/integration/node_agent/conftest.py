@@ -300,3 +300,4 @@ def running_agent(compiled: CompiledPolicy, **overrides: object) -> Iterator[Run
     finally:
         running.stop.set()
         running.thread.join(timeout=10)
+        agent.close()

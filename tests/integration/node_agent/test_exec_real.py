@@ -72,6 +72,24 @@ def test_a_renamed_miner_in_a_pod_is_reported_within_100_ms_of_exec(
     assert found.latency_s < 0.1
 
 
+def test_a_miner_with_a_plain_name_and_plain_arguments_is_known_by_its_bytes(
+    pods: list[Pod], tmp_path: Path
+) -> None:
+    pod = Pod()
+    pods.append(pod)
+    binary = tmp_path / "app"  # /bin/sleep carrying a stratum client's strings, nothing else
+    binary.write_bytes(Path("/bin/sleep").read_bytes() + b"\0stratum+tcp://%s\0mining.subscribe\0")
+    binary.chmod(0o755)
+    with running_agent(make_policy()) as running:
+        pod.spawn([str(binary), "3"])
+        found = running.sink.wait_for(pod, "Exec", timeout=5)
+    assert found is not None
+    assert found.executable == str(binary)
+    # no signature in name, argv or environment: the bytes decide (tmp_path is scratch space)
+    assert {r.signal for r in found.reasons} - {"scratch-executable"} == {"miner-content"}
+    assert found.score >= 1.0
+
+
 def test_config_file_only_and_environment_only_miners_are_reported(
     pods: list[Pod], tmp_path: Path
 ) -> None:

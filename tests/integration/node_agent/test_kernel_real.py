@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from node_agent import kill, netconn
-from node_agent.fanotify import ExecGate, GateDecision
+from minerguard.signatures.content import builtin_scanner
+from node_agent import gating, kill, netconn
+from node_agent.exe_content import ExecutableContent
+from node_agent.fanotify import Decider, ExecGate, GateDecision
 from node_agent.policyset import PolicySet
 from node_agent.procfs import ProcFS
-from node_agent.wiring import name_decider
 
 from .conftest import StratumPool, make_policy, require_root, require_tool
 
@@ -41,29 +42,46 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_the_exec_gate_refuses_a_miner_binary_and_allows_everything_else(tmpfs: Path) -> None:
+MINER_STRINGS = b"\0stratum+tcp://%s\0mining.subscribe\0randomx\0"
+
+
+def gate_decider() -> Decider:
+    return gating.decider(PolicySet([make_policy()]), ExecutableContent(builtin_scanner()))
+
+
+def test_the_exec_gate_refuses_a_miner_by_name_or_by_content_and_allows_the_rest(
+    tmpfs: Path,
+) -> None:
     shutil.copy("/bin/true", tmpfs / "xmrig")
     shutil.copy("/bin/true", tmpfs / "true")
-    gate = ExecGate([tmpfs], name_decider(PolicySet([make_policy()])), lifetime=20)
+    renamed = tmpfs / "app"  # a real executable carrying a stratum client's strings
+    renamed.write_bytes(Path("/bin/true").read_bytes() + MINER_STRINGS)
+    renamed.chmod(0o755)
+    gate = ExecGate([tmpfs], gate_decider(), lifetime=20)
     gate.start()
     try:
         with pytest.raises(PermissionError):
             subprocess.run([str(tmpfs / "xmrig")], check=False, timeout=5)
+        with pytest.raises(PermissionError):
+            subprocess.run([str(renamed)], check=False, timeout=5)
         assert subprocess.run([str(tmpfs / "true")], check=False, timeout=5).returncode == 0
     finally:
         gate.stop()
-    assert gate.denied == 1
+    assert gate.denied == 2
     assert gate.allowed >= 1
-    (refusal,) = gate.refusals
-    assert refusal.path.endswith("/xmrig")
+    by_name, by_content = gate.refusals
+    assert by_name.path.endswith("/xmrig")
+    assert by_content.path.endswith("/app")
+    assert "stratum+tcp://" in by_content.reason
     # with the gate gone the kernel allows again
     assert subprocess.run([str(tmpfs / "xmrig")], check=False, timeout=5).returncode == 0
+    assert subprocess.run([str(renamed)], check=False, timeout=5).returncode == 0
 
 
 def test_a_decider_that_raises_or_is_too_slow_fails_open(tmpfs: Path) -> None:
     shutil.copy("/bin/true", tmpfs / "true")
 
-    def broken(_path: str, _fd: int) -> GateDecision:
+    def broken(_path: str, _fd: int, _pid: int) -> GateDecision:
         raise RuntimeError("decider bug")
 
     gate = ExecGate([tmpfs], broken, lifetime=10)

@@ -211,3 +211,35 @@ def test_a_shipped_binary_in_an_overlay_container_is_not_flagged(tmp_path: Path)
     assert found is not None
     assert found.executable == "/bin/busybox"
     assert "not-in-image" not in {r.signal for r in found.reasons}
+
+
+# The container runs a shipped binary, then downloads a "miner" (busybox carrying a stratum
+# client's strings) and tries to run it; exit codes land in the upper layer for the test.
+GATED = (
+    "sleep 1.5; true; echo $? > /shipped; mkdir -p /opt && cp /bin/busybox /opt/app"
+    " && echo 'stratum+tcp://%s mining.subscribe' >> /opt/app;"
+    " (exec -a true /opt/app); echo $? > /dropped; sleep 5"
+)
+
+
+def test_the_exec_gate_marks_a_new_container_and_refuses_a_miner_it_downloads(
+    tmp_path: Path,
+) -> None:
+    require_root("fanotify on a runc container's root mount")
+    with (
+        running_agent(make_policy(), exec_gate=True) as running,
+        runc_container(tmp_path, GATED, overlay=True) as (pod, _pid),
+    ):
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not (tmp_path / "upper" / "dropped").exists():
+            time.sleep(0.05)
+        refused = [f for f in running.sink.findings if "RefuseExec" in f.actions_taken]
+        counts = running.agent.counters.snapshot()
+    assert counts.get("gate_containers_marked") == 1
+    assert (tmp_path / "upper" / "shipped").read_text().strip() == "0"
+    assert (tmp_path / "upper" / "dropped").read_text().strip() == "126", "exec not refused"
+    (refusal,) = refused
+    assert refusal.executable is not None
+    assert refusal.executable.endswith("/opt/app")
+    assert "stratum+tcp://" in refusal.reasons[0].detail
+    assert (refusal.pod_uid, refusal.container_id) == (pod.uid, pod.container_id)
