@@ -65,18 +65,16 @@ def delete_pod(
     api: client.ApiClient, namespace: str, name: str, grace_seconds: int, uid: str | None
 ) -> bool:
     """Delete a pod; False when it was already gone (or replaced by a different pod)."""
-    body = client.V1DeleteOptions(
-        grace_period_seconds=grace_seconds,
-        preconditions=client.V1Preconditions(uid=uid) if uid else None,
-    )
+    body: dict[str, Any] = {"gracePeriodSeconds": grace_seconds}
+    if uid:
+        body["preconditions"] = {"uid": uid}
     try:
-        resources.call(
-            client.CoreV1Api(api).delete_namespaced_pod,
-            name,
-            namespace,
-            grace_period_seconds=grace_seconds,
+        resources.request(
+            api,
+            "DELETE",
+            resources.path("v1", "pods", namespace, name),
+            query={"gracePeriodSeconds": grace_seconds},
             body=body,
-            _preload_content=False,
         )
     except errors.NotFound:
         return False
@@ -165,12 +163,8 @@ def isolate_pod(
         },
     }
     with contextlib.suppress(errors.Conflict):  # created by an earlier attempt
-        resources.call(
-            client.NetworkingV1Api(api).create_namespaced_network_policy,
-            namespace,
-            network_policy,
-            _preload_content=False,
-        )
+        url = resources.path("networking.k8s.io/v1", "networkpolicies", namespace)
+        resources.request(api, "POST", url, body=network_policy)
     labels: dict[str, str | None] = {marks.ISOLATED: uid}
     annotations: dict[str, str] = {marks.ISOLATED_BY: detection}
     body: dict[str, Any] = {"metadata": {"labels": labels, "annotations": annotations}}

@@ -32,8 +32,8 @@ class ListWatch:
         name: str,
         *,
         factory: Callable[[], client.ApiClient],
-        list_fn: Callable[[client.ApiClient], Callable[..., Any]],
-        kwargs: Mapping[str, Any],
+        url_path: str,
+        query: Mapping[str, str],
         replace: Callable[[list[dict[str, Any]]], None],
         apply: Callable[[str, dict[str, Any]], None],
         watch_timeout: int,
@@ -41,8 +41,8 @@ class ListWatch:
     ) -> None:
         self._name = name
         self._factory = factory
-        self._list_fn = list_fn
-        self._kwargs = dict(kwargs)
+        self._path = url_path
+        self._query = dict(query)
         self._replace = replace
         self._apply = apply
         self._timeout = watch_timeout
@@ -65,8 +65,7 @@ class ListWatch:
                 response.shutdown() if hasattr(response, "shutdown") else response.close()
 
     def _list(self, api: client.ApiClient) -> str | None:
-        listed = resources.call(self._list_fn(api), _preload_content=False, **self._kwargs)
-        body = resources.call(resources.read_json, listed)
+        body = resources.read_json(resources.request(api, "GET", self._path, query=self._query))
         items = [i for i in body.get("items") or [] if isinstance(i, dict)]
         self._replace(items)
         self.relists += 1
@@ -75,15 +74,27 @@ class ListWatch:
         return str(version) if version else None
 
     def _watch(self, api: client.ApiClient, version: str | None) -> Iterator[tuple[str, Any]]:
+        def open_watch(**kwargs: Any) -> Any:
+            """What ``Watch.stream`` calls (it adds ``watch=True, _preload_content=False``)."""
+            query = {
+                **self._query,
+                "watch": "true",
+                "resourceVersion": kwargs.get("resource_version"),
+                "timeoutSeconds": kwargs.get("timeout_seconds"),
+            }
+            timeout = kwargs.get("_request_timeout")
+            return resources.request(
+                api, "GET", self._path, query=query, stream=True, timeout=timeout
+            )
+
         watcher = watch.Watch()
         self._watcher = watcher
         stream = watcher.stream(
-            self._list_fn(api),
+            open_watch,
             resource_version=version,
             timeout_seconds=self._timeout,
             _request_timeout=self._timeout + 5,
             deserialize=False,
-            **self._kwargs,
         )
         try:
             for event in stream:

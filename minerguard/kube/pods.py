@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard.kube import listwatch
+from minerguard.kube import listwatch, resources
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ class PodCache:
         self._pod_watch = listwatch.ListWatch(
             "pods",
             factory=client_factory,
-            list_fn=lambda api: client.CoreV1Api(api).list_pod_for_all_namespaces,
-            kwargs={"field_selector": f"spec.nodeName={node}"},
+            url_path=resources.path("v1", "pods"),
+            query={"fieldSelector": f"spec.nodeName={node}"},
             replace=self._replace_pods,
             apply=self._apply_pod,
             watch_timeout=watch_timeout,
@@ -171,8 +171,8 @@ class PodCache:
             self._ns_watch = listwatch.ListWatch(
                 "namespaces",
                 factory=client_factory,
-                list_fn=lambda api: client.CoreV1Api(api).list_namespace,
-                kwargs={},
+                url_path=resources.path("v1", "namespaces"),
+                query={},
                 replace=self._replace_namespaces,
                 apply=self._apply_namespace,
                 watch_timeout=watch_timeout,

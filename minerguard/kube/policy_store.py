@@ -17,7 +17,7 @@ from kubernetes import client
 
 from minerguard.api.meta import GROUP, VERSION
 from minerguard.api.policy import MinerPolicy
-from minerguard.kube import listwatch
+from minerguard.kube import listwatch, resources
 from minerguard.policy import CompiledPolicy
 from minerguard.policy_book import PolicyBook
 
@@ -43,8 +43,8 @@ class PolicyStore:
         self._watch = listwatch.ListWatch(
             "policies",
             factory=client_factory,
-            list_fn=lambda api: client.CustomObjectsApi(api).list_cluster_custom_object,
-            kwargs={"group": GROUP, "version": VERSION, "plural": MinerPolicy.plural},
+            url_path=resources.path(f"{GROUP}/{VERSION}", MinerPolicy.plural),
+            query={},
             replace=self._replace,
             apply=self.apply,
             watch_timeout=watch_timeout,

@@ -1,28 +1,83 @@
-"""Typed calls for minerguard's resources and Events; every error becomes an ApiError."""
+"""Plain-JSON calls for minerguard's resources and Events; every error becomes an ApiError.
+
+Every request goes through :func:`request`, which speaks JSON over the client's own transport
+(configuration, auth, TLS, retries) without its generated per-group API classes: importing
+``CoreV1Api`` alone loads some 250 model modules (about 21 MiB per process) that plain dicts
+never need. Only :mod:`kubernetes.watch` and the client's exceptions are used besides.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import quote
 
+import urllib3
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from minerguard.api.detection import MinerDetection
 from minerguard.api.meta import GROUP, VERSION
 from minerguard.api.policy import MinerPolicy
 from minerguard.kube import errors
 
-T = TypeVar("T")
 COMPONENT = "minerguard"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
-def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a client call, translating its exceptions."""
+def path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """A resource's URL path: ``/api/v1/...`` for the core group, ``/apis/GROUP/VERSION/...``."""
+    parts = ["namespaces", namespace] if namespace is not None else []
+    parts += [plural, *(part for part in (name, subresource) if part is not None)]
+    prefix = "/apis/" if "/" in api_version else "/api/"
+    return prefix + api_version + "/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def request(
+    api: client.ApiClient,
+    method: str,
+    url_path: str,
+    *,
+    query: Mapping[str, object] | None = None,
+    body: object = None,
+    content_type: str = JSON,
+    stream: bool = False,
+    timeout: float | None = None,
+) -> urllib3.BaseHTTPResponse:
+    """One API call; the urllib3 response, its body already read unless ``stream``.
+
+    Raises:
+        errors.ApiError: for a non-2xx answer (via the client's ``ApiException``, so the
+            ``Status`` body is parsed as ever) or an unreachable server.
+    """
+    headers = {"Accept": JSON, **({"Content-Type": content_type} if body is not None else {})}
     try:
-        return fn(*args, **kwargs)
+        serialized = api.param_serialize(
+            method,
+            url_path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        answer = api.call_api(*serialized, _request_timeout=timeout)
+        if not 200 <= answer.status <= 299:
+            answer.read()
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        response: urllib3.BaseHTTPResponse = answer.response
+        if not stream:
+            response.data  # noqa: B018 - read now: errors surface here, the connection is freed
+        return response
     except Exception as err:
         raise errors.translate(err) from err
 
@@ -87,102 +142,57 @@ def event_body(spec: EventSpec, source: str = COMPONENT, host: str | None = None
 def create_event(api: client.ApiClient, spec: EventSpec, source: str = COMPONENT) -> None:
     """Write an Event."""
     body = event_body(spec, source)
-    call(client.CoreV1Api(api).create_namespaced_event, body["metadata"]["namespace"], body)
-
-
-def _custom(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
+    request(api, "POST", path("v1", "events", body["metadata"]["namespace"]), body=body)
 
 
 def read_json(response: Any) -> dict[str, Any]:
-    """The JSON object of a raw (``_preload_content=False``) response; {} for anything else."""
-    data = json.loads(response.data or b"{}")
+    """The JSON object of a response's body; {} for anything else."""
+    try:
+        data = json.loads(response.data or b"{}")
+    except Exception as err:
+        raise errors.translate(err) from err
     return data if isinstance(data, dict) else {}
 
 
-def _mapping(value: object) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
+_API = f"{GROUP}/{VERSION}"
 
 
 def create_detection(api: client.ApiClient, detection: MinerDetection) -> dict[str, Any]:
     """Create a MinerDetection in its namespace."""
     namespace = detection.metadata.namespace or "default"
-    created = call(
-        _custom(api).create_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        MinerDetection.plural,
-        detection.to_k8s(),
-    )
-    return _mapping(created)
+    url = path(_API, MinerDetection.plural, namespace)
+    return read_json(request(api, "POST", url, body=detection.to_k8s()))
 
 
 def get_detection(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     """Read one MinerDetection."""
-    found = call(
-        _custom(api).get_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        MinerDetection.plural,
-        name,
-    )
-    return _mapping(found)
+    return read_json(request(api, "GET", path(_API, MinerDetection.plural, namespace, name)))
 
 
 def list_detections(api: client.ApiClient, namespace: str | None = None) -> list[dict[str, Any]]:
     """MinerDetections in a namespace, or in all of them."""
-    custom = _custom(api)
-    if namespace is None:
-        listed = call(
-            custom.list_custom_object_for_all_namespaces, GROUP, VERSION, "minerdetections"
-        )
-    else:
-        listed = call(
-            custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "minerdetections"
-        )
-    return list(_mapping(listed).get("items", []))
+    listed = read_json(request(api, "GET", path(_API, MinerDetection.plural, namespace)))
+    return [item for item in listed.get("items") or () if isinstance(item, dict)]
 
 
 def patch_detection_status(
     api: client.ApiClient, namespace: str, name: str, status: Mapping[str, Any]
 ) -> None:
     """Merge-patch a MinerDetection's status."""
-    call(
-        _custom(api).patch_namespaced_custom_object_status,
-        GROUP,
-        VERSION,
-        namespace,
-        MinerDetection.plural,
-        name,
-        {"status": dict(status)},
-    )
+    url = path(_API, MinerDetection.plural, namespace, name, "status")
+    request(api, "PATCH", url, body={"status": dict(status)}, content_type=MERGE_PATCH)
 
 
 def patch_policy_status(api: client.ApiClient, name: str, status: Mapping[str, Any]) -> None:
     """Merge-patch a MinerPolicy's status."""
-    call(
-        _custom(api).patch_cluster_custom_object_status,
-        GROUP,
-        VERSION,
-        MinerPolicy.plural,
-        name,
-        {"status": dict(status)},
-    )
+    url = path(_API, MinerPolicy.plural, name=name, subresource="status")
+    request(api, "PATCH", url, body={"status": dict(status)}, content_type=MERGE_PATCH)
 
 
 def delete_detection(api: client.ApiClient, namespace: str, name: str) -> bool:
     """Delete a MinerDetection; False when it was already gone."""
     try:
-        call(
-            _custom(api).delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            MinerDetection.plural,
-            name,
-        )
+        request(api, "DELETE", path(_API, MinerDetection.plural, namespace, name))
     except errors.NotFound:
         return False
     return True
@@ -199,23 +209,10 @@ def create_detection_once(api: client.ApiClient, detection: MinerDetection) -> b
 
 def get_policy(api: client.ApiClient, name: str) -> dict[str, Any]:
     """One MinerPolicy."""
-    found = call(_custom(api).get_cluster_custom_object, GROUP, VERSION, MinerPolicy.plural, name)
-    return _mapping(found)
+    return read_json(request(api, "GET", path(_API, MinerPolicy.plural, name=name)))
 
 
 def get_peering(api: client.ApiClient, name: str, namespace: str | None) -> dict[str, Any]:
     """The ClusterKopfPeering (or namespaced KopfPeering) object."""
-    if namespace is None:
-        found = call(
-            _custom(api).get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name
-        )
-    else:
-        found = call(
-            _custom(api).get_namespaced_custom_object,
-            "kopf.dev",
-            "v1",
-            namespace,
-            "kopfpeerings",
-            name,
-        )
-    return _mapping(found)
+    plural = "clusterkopfpeerings" if namespace is None else "kopfpeerings"
+    return read_json(request(api, "GET", path("kopf.dev/v1", plural, namespace, name)))

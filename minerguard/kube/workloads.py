@@ -17,34 +17,29 @@ from kubernetes import client
 from minerguard.kube import errors, resources
 from minerguard.response import marks
 
-MERGE_PATCH = "application/merge-patch+json"
 MAX_OWNER_DEPTH = 5
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """Where a built-in kind lives in the client."""
+    """Where a built-in kind lives in the API."""
 
-    api: type[Any]
-    suffix: str
     api_version: str
     plural: str
 
 
 KINDS: dict[str, Kind] = {
-    "Pod": Kind(client.CoreV1Api, "pod", "v1", "pods"),
-    "ReplicationController": Kind(
-        client.CoreV1Api, "replication_controller", "v1", "replicationcontrollers"
-    ),
-    "Deployment": Kind(client.AppsV1Api, "deployment", "apps/v1", "deployments"),
-    "StatefulSet": Kind(client.AppsV1Api, "stateful_set", "apps/v1", "statefulsets"),
-    "DaemonSet": Kind(client.AppsV1Api, "daemon_set", "apps/v1", "daemonsets"),
-    "ReplicaSet": Kind(client.AppsV1Api, "replica_set", "apps/v1", "replicasets"),
-    "Job": Kind(client.BatchV1Api, "job", "batch/v1", "jobs"),
-    "CronJob": Kind(client.BatchV1Api, "cron_job", "batch/v1", "cronjobs"),
+    "Pod": Kind("v1", "pods"),
+    "ReplicationController": Kind("v1", "replicationcontrollers"),
+    "Deployment": Kind("apps/v1", "deployments"),
+    "StatefulSet": Kind("apps/v1", "statefulsets"),
+    "DaemonSet": Kind("apps/v1", "daemonsets"),
+    "ReplicaSet": Kind("apps/v1", "replicasets"),
+    "Job": Kind("batch/v1", "jobs"),
+    "CronJob": Kind("batch/v1", "cronjobs"),
     # Read only: admission resolves private images with the pod's pull credentials.
-    "Secret": Kind(client.CoreV1Api, "secret", "v1", "secrets"),
-    "ServiceAccount": Kind(client.CoreV1Api, "service_account", "v1", "serviceaccounts"),
+    "Secret": Kind("v1", "secrets"),
+    "ServiceAccount": Kind("v1", "serviceaccounts"),
 }
 
 
@@ -55,8 +50,9 @@ def _kind(kind: str) -> Kind:
         raise errors.ApiError(f"minerguard does not act on kind {kind!r}") from None
 
 
-def _method(api: client.ApiClient, kind: Kind, verb: str) -> Any:
-    return getattr(kind.api(api), f"{verb}_namespaced_{kind.suffix}")
+def _path(kind: str, namespace: str | None, name: str | None = None) -> str:
+    spec = _kind(kind)
+    return resources.path(spec.api_version, spec.plural, namespace, name)
 
 
 def _typed(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -67,8 +63,7 @@ def _typed(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def read(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any]:
     """One object; raises :class:`errors.NotFound` when it does not exist."""
-    spec = _kind(kind)
-    raw = resources.call(_method(api, spec, "read"), name, namespace, _preload_content=False)
+    raw = resources.request(api, "GET", _path(kind, namespace, name))
     return _typed(resources.read_json(raw), kind)
 
 
@@ -84,14 +79,12 @@ def patch(
     api: client.ApiClient, kind: str, namespace: str, name: str, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """JSON merge-patch (RFC 7386: null removes a key, lists are replaced)."""
-    spec = _kind(kind)
-    raw = resources.call(
-        _method(api, spec, "patch"),
-        name,
-        namespace,
-        dict(body),
-        _content_type=MERGE_PATCH,
-        _preload_content=False,
+    raw = resources.request(
+        api,
+        "PATCH",
+        _path(kind, namespace, name),
+        body=dict(body),
+        content_type=resources.MERGE_PATCH,
     )
     return _typed(resources.read_json(raw), kind)
 
@@ -100,12 +93,7 @@ def list_objects(
     api: client.ApiClient, kind: str, namespace: str | None = None
 ) -> list[dict[str, Any]]:
     """Every object of a kind, in one namespace or all (list items carry no kind: added)."""
-    spec = _kind(kind)
-    if namespace is None:
-        method = getattr(spec.api(api), f"list_{spec.suffix}_for_all_namespaces")
-        raw = resources.call(method, _preload_content=False)
-    else:
-        raw = resources.call(_method(api, spec, "list"), namespace, _preload_content=False)
+    raw = resources.request(api, "GET", _path(kind, namespace))
     items = resources.read_json(raw).get("items")
     return [_typed(item, kind) for item in items or () if isinstance(item, dict)]
 
@@ -113,7 +101,7 @@ def list_objects(
 def namespace_labels(api: client.ApiClient, name: str) -> dict[str, str]:
     """A namespace's labels (empty when it cannot be read: coverage then uses none)."""
     try:
-        raw = resources.call(client.CoreV1Api(api).read_namespace, name, _preload_content=False)
+        raw = resources.request(api, "GET", resources.path("v1", "namespaces", name=name))
     except errors.NotFound:
         return {}
     labels = (resources.read_json(raw).get("metadata") or {}).get("labels") or {}
@@ -122,7 +110,7 @@ def namespace_labels(api: client.ApiClient, name: str) -> dict[str, str]:
 
 def list_namespace_labels(api: client.ApiClient) -> dict[str, dict[str, str]]:
     """Labels of every namespace, by name."""
-    raw = resources.call(client.CoreV1Api(api).list_namespace, _preload_content=False)
+    raw = resources.request(api, "GET", resources.path("v1", "namespaces"))
     found: dict[str, dict[str, str]] = {}
     for item in resources.read_json(raw).get("items") or ():
         metadata = item.get("metadata") or {}
