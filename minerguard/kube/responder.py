@@ -11,6 +11,7 @@ gone, an owner already at 0, a NetworkPolicy that exists).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class Responder:
         self._api: client.ApiClient | None = None
         self.state = state
         self.emit = emit
+        # Duplicates are handled concurrently; claiming a count and writing it happen under
+        # one lock so the original's occurrences are written in claim order and never go back.
+        self._fold_lock = threading.Lock()
 
     @property
     def api(self) -> client.ApiClient:
@@ -149,22 +153,23 @@ class Responder:
             return None
         at = record.created or self.state.clock()
         for _ in range(2):
-            fold = self.state.dedup.claim(
-                record.key, record.ref, at, retention.dedup_window_seconds
-            )
-            if fold is None:
-                return None
-            namespace, _, name = fold.original.partition("/")
-            try:
-                resources.patch_detection_status(
-                    self.api,
-                    namespace,
-                    name,
-                    {"occurrences": fold.occurrences, "lastSeen": format_time(at)},
+            with self._fold_lock:
+                fold = self.state.dedup.claim(
+                    record.key, record.ref, at, retention.dedup_window_seconds
                 )
-            except errors.NotFound:
-                self.state.dedup.forget(record.key, fold.original)
-                continue  # the original expired or was deleted: this one replaces it
+                if fold is None:
+                    return None
+                namespace, _, name = fold.original.partition("/")
+                try:
+                    resources.patch_detection_status(
+                        self.api,
+                        namespace,
+                        name,
+                        {"occurrences": fold.occurrences, "lastSeen": format_time(at)},
+                    )
+                except errors.NotFound:
+                    self.state.dedup.forget(record.key, fold.original)
+                    continue  # the original expired or was deleted: this one replaces it
             resources.delete_detection(self.api, record.namespace, record.name)
             self.state.metrics.folded.inc()
             message = f"duplicate of {fold.original} (occurrence {fold.occurrences})"
