@@ -1,7 +1,8 @@
 """False positives: the benign set runs in kubelet-shaped pod cgroups under the real agent.
 
 Workloads, each in its own pod cgroup, restarted until the run ends: gzip of a generated
-file, a gcc build (make -j2 of generated C files), a numeric loop, a many-fork build (a shell
+file, a gcc build (make -j2 of generated C files, then the fresh binary run: a new file version
+for the content scan each round), a numeric loop, a many-fork build (a shell
 starting thousands of short processes), a container throttled at 0.5 cores running a busy
 loop, and long-lived outbound connections with small periodic traffic to a loopback service.
 The agent uses the embedded default policy, the proc connector and default sampling.
@@ -41,7 +42,7 @@ GCC = (
     " done; printf 'int main(void){{return 0;}}\\n' > main.c;"
     " printf 'all: prog\\nprog: $(patsubst %%.c,%%.o,$(wildcard *.c))\\n\\tgcc -o $@ $^\\n"
     "%%.o: %%.c\\n\\tgcc -O2 -c $< -o $@\\n' > Makefile;"
-    " while :; do make -s -j2 >/dev/null; rm -f *.o prog; done"
+    " while :; do make -s -j2 >/dev/null; ./prog; rm -f *.o prog; done"
 )
 FORKS = "while :; do for i in $(seq 1 500); do /bin/true; done; sleep 0.5; done"
 CLIENT = r"""
@@ -66,13 +67,18 @@ class _EchoHandler(socketserver.StreamRequestHandler):
 
 
 class Printer:
+    """Counts detections in the benign pods; others (anything else running here) are shown."""
+
     def __init__(self) -> None:
         self.found: list[Finding] = []
         self.names: dict[str, str] = {}
 
     def emit(self, finding: Finding, pod: PodRef | None) -> None:
+        who = self.names.get(finding.pod_uid or "")
+        if who is None:
+            print(f"ignored, not a benign pod of this run: {finding.summary}", flush=True)
+            return
         self.found.append(finding)
-        who = self.names.get(finding.pod_uid or "", "host")
         print(f"DETECTION [{who}] {finding.summary}", flush=True)
 
 

@@ -32,6 +32,8 @@ from node_agent.procfs import ProcFS
 from node_agent.scoring import Reason
 
 MASQUERADE_CAP = 0.6
+CONTAINER_MEMORY = 16384
+"""Containers remembered as offered to the exec gate (a node runs a few hundred)."""
 
 
 def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reason, ...]]:
@@ -93,7 +95,7 @@ class ExecWatcher:
         self._ignore_pods = ignore_pods
         self._content = content
         self._on_container = on_container
-        self._containers: OrderedDict[str, None] = OrderedDict()
+        self._containers: OrderedDict[str, int] = OrderedDict()  # key -> policy generation
         self._max = max_per_poll
         self._settle_ns = int(settle * 1e9)
         self._settling: list[ProcEvent] = []
@@ -181,15 +183,20 @@ class ExecWatcher:
         return self._judge_all(snap, timestamp_ns, rescan)
 
     def _first_of_container(self, pid: int, owner: attribution.Attribution) -> None:
-        """Tell ``on_container`` (the exec gate) of each container until it answers True."""
-        if owner.key in self._containers:
+        """Tell ``on_container`` (the exec gate) of each container until it answers True.
+
+        Asked again under each new policy generation: a new Enforce policy may now cover it.
+        """
+        generation = self._policies.generation
+        if self._containers.get(owner.key) == generation:
             self._containers.move_to_end(owner.key)
             return
         assert self._on_container is not None  # noqa: S101 - checked by the caller
         if not self._on_container(pid, owner):
             return
-        self._containers[owner.key] = None
-        while len(self._containers) > self._memory:
+        self._containers[owner.key] = generation
+        self._containers.move_to_end(owner.key)
+        while len(self._containers) > CONTAINER_MEMORY:
             self._containers.popitem(last=False)
 
     def _verdict(

@@ -2,9 +2,10 @@
 
 In a cluster the gate marks each container's root mount (``/proc/PID/root``) the first time
 the exec layer reads one of its processes: the container's own entrypoint is long-lived, so
-the mark lands within milliseconds of the container starting, before anything it later
-downloads can run. Containers no enforcing policy covers (excluded namespaces, exempt images
-or labels) are not marked at all, so their execs never wait on the agent. The pod is looked
+the mark lands some 10-20 ms after the container starts, normally before anything it then
+downloads can run (the entrypoint itself is admission's to judge). Containers no enforcing
+policy covers (excluded namespaces, exempt images or labels) are not marked, so their execs
+never wait on the agent; a new policy generation asks again. The pod is looked
 up then, on the agent's loop, where waiting for the pod watch is allowed; the gate thread
 only reads the cgroup of the exec'ing process and this table.
 

@@ -3,6 +3,7 @@
 import yaml
 
 from minerguard import policy
+from node_agent.attribution import Attribution
 from node_agent.counters import Counters
 from node_agent.events import EventKind, ProcEvent
 from node_agent.execwatch import ExecWatcher
@@ -102,3 +103,21 @@ def test_a_settled_exec_is_read_on_the_next_batch_even_an_empty_one(
     now[0] += 10_000_000
     assert [f.pod_uid for f in watch.handle([])] == [POD1]
     assert watch.due is None
+
+
+def test_each_container_is_offered_to_the_gate_once_per_policy_generation(
+    proc: ProcFS, golden_policies: PolicySet
+) -> None:
+    offered: list[str | None] = []
+
+    def on_container(pid: int, owner: Attribution) -> bool:
+        offered.append(owner.pod_uid)
+        return True
+
+    watch = watcher(proc, golden_policies, Counters(), memory=0, on_container=on_container)
+    watch.handle([exec_event(MINER_PID)])
+    watch.handle([exec_event(MINER_PID)])
+    assert offered == [POD1]
+    golden_policies.update([policy.default_policy()])
+    watch.handle([exec_event(MINER_PID)])
+    assert offered == [POD1, POD1]
