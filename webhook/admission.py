@@ -4,6 +4,8 @@ The decision itself is :func:`minerguard.evaluate.evaluate_containers` (shared w
 ``minerguard scan``); this module only gathers its inputs for each kind of request: the
 object's containers, the configs of the images whose entrypoint the pod does not override,
 the namespace's labels when a policy selects on them, and for ``kubectl exec`` the command.
+Images are read for the platform the pod's nodeSelector pins, or, when it pins none, for
+every platform a node could pull (:mod:`webhook.platforms` judges them all).
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from minerguard.errors import UnsupportedObjectError
 from minerguard.evaluate import Decision, Finding
 from minerguard.policy import CompiledPolicy
 from minerguard.signatures.engine import Subject
-from webhook import audit, memo
+from webhook import audit, memo, platforms
 from webhook.cluster import Cluster
-from webhook.registry import Platform
-from webhook.resolve import ImageResolver, Keychain, KeychainLoader, no_credentials
+from webhook.registry import RUNNABLE_OS, Platform
+from webhook.resolve import (
+    ImageResolver,
+    Keychain,
+    KeychainLoader,
+    PerPlatform,
+    PlatformChoice,
+    no_credentials,
+)
 from webhook.review import AdmissionRequest
 from webhook.settings import WebhookSettings
 
@@ -55,9 +64,14 @@ class Answer:
 ALLOW = Answer(allowed=True)
 
 
-def answer(decision: Decision, kind: str) -> Answer:
-    """The response parts of a decision; audit annotations name what was found."""
+def answer(decision: Decision, kind: str, notes: tuple[str, ...] = ()) -> Answer:
+    """The response parts of a decision; audit annotations name what was found.
+
+    ``notes`` are warnings about what was not fully judged; they are audited too.
+    """
     annotations: dict[str, str] = {}
+    if notes:
+        annotations["incomplete"] = "; ".join(notes)
     if decision.findings or decision.unverified:
         annotations["verdict"] = "denied" if not decision.allowed else "warned"
         if decision.findings:
@@ -72,26 +86,32 @@ def answer(decision: Decision, kind: str) -> Answer:
     return Answer(
         allowed=decision.allowed,
         message=decision.message,
-        warnings=tuple(decision.warnings),
+        warnings=(*decision.warnings, *notes),
         annotations=annotations,
         findings=decision.findings,
         kind=kind,
     )
 
 
-def platform(spec: Mapping[str, Any], default: Platform) -> Platform:
-    """The platform a pod will pull for: its nodeSelector's, else the configured default."""
+def platform(spec: Mapping[str, Any], default: Platform) -> PlatformChoice:
+    """The platform a pod's nodeSelector pins, or None when any node's may pull its images.
+
+    Only a pinned architecture narrows the choice: a pod without one can land on every
+    architecture of a mixed cluster, so all of an index's Linux entries are judged rather
+    than a default one an attacker could keep benign. ``default`` fills in what a selector
+    leaves out: the OS of an architecture-only selector, the architecture of a selector
+    that pins only a non-Linux OS (whose entries are otherwise never judged).
+    """
     selector = spec.get("nodeSelector")
     if not isinstance(selector, Mapping):
-        return default
+        return None
     arch = selector.get(ARCH_LABEL)
     system = selector.get(OS_LABEL)
-    if not isinstance(arch, str) and not isinstance(system, str):
-        return default
-    return Platform(
-        os=system if isinstance(system, str) else default.os,
-        architecture=arch if isinstance(arch, str) else default.architecture,
-    )
+    if isinstance(arch, str):
+        return Platform(os=system if isinstance(system, str) else default.os, architecture=arch)
+    if isinstance(system, str) and system != RUNNABLE_OS:
+        return Platform(os=system, architecture=default.architecture)
+    return None
 
 
 class Reviewer:
@@ -179,6 +199,7 @@ class Reviewer:
         wanted = [c.image for c in containers if c.image and podspec.needs_image_config(c)]
         configs: dict[str, podspec.ImageConfig] = {}
         failures: dict[str, str] = {}
+        per_platform: dict[str, PerPlatform] = {}
         if wanted:
             loader = self._keychain_loader(namespace, template, started)
             resolution = await self._resolver.resolve_all(
@@ -189,6 +210,20 @@ class Reviewer:
                 identity=",".join((template.service_account or "", *template.image_pull_secrets)),
             )
             configs, failures = resolution.configs, resolution.errors
+            per_platform = resolution.per_platform
+        if per_platform:  # an unpinned pod, an index whose entries differ
+            decision = platforms.decide(
+                self._memo,
+                containers=containers,
+                labels=template.labels,
+                namespace=namespace,
+                namespace_labels=labels,
+                policies=policies,
+                configs=configs,
+                per_platform=per_platform,
+                errors=failures,
+            )
+            return answer(decision, kind, platforms.unjudged(per_platform))
         decision = self._memo.decide(
             containers=containers,
             labels=template.labels,

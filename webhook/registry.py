@@ -1,11 +1,11 @@
 """An async OCI distribution client that reads only what decides what a container runs.
 
-Reference → manifest (or index → the platform's manifest) → config blob → Entrypoint, Cmd,
-Env. Every body is size-capped and its sha256 computed here (a registry's
-``Docker-Content-Digest`` header is never trusted), so a digest cached or matched against an
-exemption is the digest of the bytes actually read. Registry 2.x answers 404 to an OCI
-manifest requested without a matching ``Accept``, so every manifest request sends all four
-media types.
+Reference → manifest (or index → the pinned platform's manifest, :func:`pick`, or every
+runnable entry's, :func:`runnable`) → config blob → Entrypoint, Cmd, Env. Every body is
+size-capped and its sha256 computed here (a registry's ``Docker-Content-Digest`` header is
+never trusted), so a digest cached or matched against an exemption is the digest of the
+bytes actually read. Registry 2.x answers 404 to an OCI manifest requested without a
+matching ``Accept``, so every manifest request sends all four media types.
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ DOCKER_HUB_API = "registry-1.docker.io"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
 MAX_ENV = 4096
+RUNNABLE_OS = "linux"
+"""The only OS whose index entries count for a pod that pins no platform (see :func:`runnable`)."""
+MAX_PLATFORMS = 16
+"""At most this many entries of one index are fetched and judged (the cost of one image is
+bounded; the rest are reported as not judged, never silently passed)."""
 
 
 class RegistryError(MinerguardError):
@@ -81,6 +86,23 @@ class Platform:
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of a multi-arch index: the platform it declares and its manifest digest."""
+
+    platform: Platform
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Runnable:
+    """The entries of an index to judge for a pod that may land on any node."""
+
+    entries: tuple[Entry, ...]
+    unjudged: int = 0
+    """Runnable entries past :data:`MAX_PLATFORMS`, left out (and reported)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +373,36 @@ def pick(index: Fetched, platform: Platform, name: str) -> str:
         if isinstance(declared, Mapping) and platform.matches(declared) and isinstance(digest, str):
             return digest
     raise BadImage(f"{name}: no {platform} image in its index")
+
+
+def runnable(index: Fetched, name: str, limit: int = MAX_PLATFORMS) -> Runnable:
+    """The entries a Linux node could pull, in index order, at most ``limit`` of them.
+
+    An unpinned pod may be scheduled on any architecture of a mixed cluster, so each of these
+    is what it might run. Entries for another OS, and those that are not images at all
+    (buildx's attestation manifests declare ``unknown/unknown``), are never pulled by a Linux
+    node and are skipped rather than fetched.
+    """
+    entries = index.document.get("manifests")
+    found: list[Entry] = []
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        declared, digest = entry.get("platform"), entry.get("digest")
+        if not isinstance(declared, Mapping) or not isinstance(digest, str):
+            continue
+        arch, variant = declared.get("architecture"), declared.get("variant")
+        if (
+            declared.get("os") != RUNNABLE_OS
+            or not isinstance(arch, str)
+            or arch in ("", "unknown")
+        ):
+            continue
+        variant = variant if isinstance(variant, str) and variant else None
+        found.append(Entry(Platform(RUNNABLE_OS, arch, variant), digest))
+    if not found:
+        raise BadImage(f"{name}: no {RUNNABLE_OS} image in its index")
+    return Runnable(tuple(found[:limit]), max(len(found) - limit, 0))
 
 
 def _origin(url: str) -> str:

@@ -51,7 +51,15 @@ class WebhookSettings(BaseSettings):
         default=5.0, ge=0, description="How long a failed resolution is remembered."
     )
     registry_cache_size: int = Field(default=4096, ge=1)
-    default_platform: str = Field(default="linux/amd64", pattern=r"^[a-z0-9]+/[a-z0-9_]+(/\w+)?$")
+    default_platform: str = Field(
+        default="linux/amd64",
+        pattern=r"^[a-z0-9]+/[a-z0-9_]+(/\w+)?$",
+        description=(
+            "Fills in a nodeSelector that pins only one of kubernetes.io/os and "
+            "kubernetes.io/arch. Pods that pin no architecture are judged on every Linux "
+            "entry of a multi-arch image, never on this one alone."
+        ),
+    )
     max_request_bytes: int = Field(default=16 * MIB, ge=64 * 1024)
     max_containers: int = Field(default=2000, ge=1, description="Per object; beyond is refused.")
     policy_sync_grace: float = Field(

@@ -92,7 +92,48 @@ def _push(registry: str) -> dict[str, str]:
     digests["private/app:1"], _ = oci.push_image(
         registry, "private/app", tag="1", cmd=["xmrig", "-o", POOL]
     )
+    # As buildx pushes it: the image, plus an attestation manifest no node pulls (its config
+    # here would be a miner's, so judging it would show).
+    web = oci.push_image(registry, "attested/app", entrypoint=["/app"], cmd=["--serve"])
+    attestation = oci.push_image(registry, "attested/app", entrypoint=["/app", "-o", POOL])
+    digests["attested/app:1"] = _push_raw_index(
+        registry,
+        "attested/app:1",
+        [(web, {"os": "linux", "architecture": "amd64"}), (attestation, UNKNOWN_PLATFORM)],
+    )
+    # More linux entries than the webhook judges; the one past the limit runs a miner.
+    benign = oci.push_image(registry, "wide/app", entrypoint=["/app"])
+    past = oci.push_image(registry, "wide/app", entrypoint=["/app", "-o", POOL])
+    entries = [(benign, {"os": "linux", "architecture": f"arch{i}"}) for i in range(16)]
+    entries.append((past, {"os": "linux", "architecture": "arch16"}))
+    digests["wide/app:1"] = _push_raw_index(registry, "wide/app:1", entries)
     return digests
+
+
+UNKNOWN_PLATFORM = {"os": "unknown", "architecture": "unknown"}
+
+
+def _push_raw_index(
+    registry: str, name: str, entries: Sequence[tuple[tuple[str, int], Mapping[str, str]]]
+) -> str:
+    """An OCI index with exactly these (manifest, platform) entries, which push_index cannot
+    express (it declares every entry linux)."""
+    repository, _, tag = name.partition(":")
+    document = {
+        "schemaVersion": 2,
+        "mediaType": oci.OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": oci.OCI_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": dict(platform),
+            }
+            for (digest, size), platform in entries
+        ],
+    }
+    digest, _ = oci.push_manifest(registry, repository, tag, document, oci.OCI_INDEX)
+    return digest
 
 
 @pytest.fixture(scope="session")

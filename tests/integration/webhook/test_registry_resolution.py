@@ -61,15 +61,47 @@ def test_benign_images_and_overriding_commands_are_allowed(
     assert server.review(review(args_only))["allowed"] is True
 
 
-def test_the_node_platform_picks_the_index_entry(
+def test_an_unpinned_pod_is_judged_on_every_platform_a_pinned_one_on_its_own(
     serve: ServerFactory, images: Images, tmp_path: Path
 ) -> None:
     server = strict(serve, images, tmp_path)
-    image = images.ref("mixed/app:1")
-    default = server.review(review(pod(container(image))))
-    assert default["allowed"] is True
+    image = images.ref("mixed/app:1")  # amd64 entry benign, arm64 entry a miner
+    unpinned = server.review(review(pod(container(image, name="app"))))
+    assert unpinned["allowed"] is False
+    message = unpinned["status"]["message"]
+    assert 'container "app"' in message
+    assert "image config (linux/arm64): " in message
+    assert "linux/amd64" not in message
+    on_amd = pod(container(image), nodeSelector={"kubernetes.io/arch": "amd64"})
+    assert server.review(review(on_amd))["allowed"] is True
     on_arm = pod(container(image), nodeSelector={"kubernetes.io/arch": "arm64"})
-    assert server.review(review(on_arm))["allowed"] is False
+    answer = server.review(review(on_arm))
+    assert answer["allowed"] is False
+    assert "image config (" not in answer["status"]["message"]
+
+
+def test_attestation_entries_of_an_index_are_not_judged(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    answer = server.review(review(pod(container(images.ref("attested/app:1")))))
+    assert answer == {"uid": answer["uid"], "allowed": True}
+
+
+def test_entries_past_the_platform_limit_are_reported_not_passed_silently(
+    serve: ServerFactory, images: Images, tmp_path: Path
+) -> None:
+    server = strict(serve, images, tmp_path)
+    image = images.ref("wide/app:1")
+    answer = server.review(review(pod(container(image))))
+    assert answer["allowed"] is True
+    assert answer["warnings"] == [
+        f"minerguard: image {image}: only the first 16 linux platforms of its index were "
+        "judged, 1 more were not"
+    ]
+    assert "1 more were not" in answer["auditAnnotations"]["incomplete"]
+    pinned = pod(container(image), nodeSelector={"kubernetes.io/arch": "arch16"})
+    assert server.review(review(pinned))["allowed"] is False
 
 
 def test_digest_references_resolve_and_digest_exemptions_apply(

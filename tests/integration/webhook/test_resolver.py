@@ -63,3 +63,45 @@ async def test_a_moved_tag_is_seen_after_the_tag_ttl(images: Images) -> None:
         assert moved.configs[image].cmd == ("xmrig",)
     finally:
         await client.aclose()
+
+
+async def test_an_unpinned_index_reads_every_entry_once_and_pinned_reviews_share_them(
+    images: Images,
+) -> None:
+    client = registry.RegistryClient(insecure=[images.open])
+    resolver = resolve.ImageResolver(client)
+    image = images.ref("mixed/app:1")
+    try:
+        results = await asyncio.gather(
+            *[resolver.resolve_all([image], None, deadline=5) for _ in range(10)]
+        )
+        assert client.requests == 5  # the index, then two manifests and two configs
+        mixed = results[0].per_platform[image]
+        assert all(r.per_platform[image] == mixed for r in results)
+        assert image not in results[0].configs
+        by_platform = {str(v): v.config for v in mixed.variants}
+        assert by_platform["linux/amd64"].cmd == ("--serve",)
+        assert "stratum+tcp://pool.supportxmr.com:3333" in by_platform["linux/arm64"].entrypoint
+        assert {v.config.digest for v in mixed.variants} == {images.digests["mixed/app:1"]}
+        arm = await resolver.resolve_all([image], registry.Platform("linux", "arm64"), deadline=5)
+        assert arm.configs[image] == by_platform["linux/arm64"]
+        assert client.requests == 6  # only the index again: the entry's config is known
+        warm = await resolver.resolve_all([image], None, deadline=5)
+        assert warm.per_platform[image] == mixed
+        assert warm.cold == 0
+        assert client.requests == 6
+    finally:
+        await client.aclose()
+
+
+async def test_a_single_arch_image_is_one_config_for_an_unpinned_pod(images: Images) -> None:
+    client = registry.RegistryClient(insecure=[images.open])
+    resolver = resolve.ImageResolver(client)
+    image = images.ref("benign/web:1")
+    try:
+        result = await resolver.resolve_all([image], None, deadline=5)
+        assert result.configs[image].cmd == ("nginx", "-g", "daemon off;")
+        assert result.per_platform == {}
+        assert client.requests == 2
+    finally:
+        await client.aclose()

@@ -114,11 +114,11 @@ def reviewer(
 ) -> Reviewer:
     """A reviewer whose registry knows ``images`` (primed) and nothing else (refused at once)."""
     resolver = resolve.ImageResolver(registry.RegistryClient(insecure=[CLOSED]))
-    platform = registry.Platform()
     for index, (image, config) in enumerate((images or {}).items()):
         digest = config.digest or f"sha256:{index:064x}"
         primed = ImageConfig(config.entrypoint, config.cmd, config.env, digest)
-        resolver.prime(image, platform, primed)
+        for platform in (None, registry.Platform()):  # single-arch: unpinned and amd64 pods
+            resolver.prime(image, platform, primed)
     fixed = tuple(policies)
     return Reviewer(
         WebhookSettings(**settings),
