@@ -288,6 +288,32 @@ def push_manifest(
     return sha(raw), len(raw)
 
 
+def _add_layer_entries(
+    archive: tarfile.TarFile, files: Mapping[str, tuple[bytes, int]], links: Mapping[str, str]
+) -> None:
+    """Directories first (parents of every entry, once, sorted), then files, then symlinks."""
+    names = [name.strip("/") for name in (*files, *links)]
+    directories = sorted(
+        {
+            "/".join(name.split("/")[:depth])
+            for name in names
+            for depth in range(1, name.count("/") + 1)
+        }
+    )
+    for directory in directories:
+        info = tarfile.TarInfo(directory)
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(info)
+    for name, (data, mode) in files.items():
+        info = tarfile.TarInfo(name.strip("/"))
+        info.size, info.mode = len(data), mode
+        archive.addfile(info, io.BytesIO(data))
+    for name, target in links.items():
+        info = tarfile.TarInfo(name.strip("/"))
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+        archive.addfile(info)
+
+
 def push_image(
     registry: str,
     repository: str,
@@ -298,14 +324,24 @@ def push_image(
     env: Sequence[str] = (),
     arch: str = "amd64",
     docker: bool = False,
+    files: Mapping[str, tuple[bytes, int]] | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> tuple[str, int]:
-    """Push a one-layer image; returns (manifest digest, manifest size)."""
+    """Push a one-layer image; returns (manifest digest, manifest size).
+
+    The layer holds a tiny ``/usr/bin/app`` script unless ``files`` (path in the layer →
+    content and mode) or ``links`` (path → symlink target) are given: then it holds exactly
+    those, with their parent directories, e.g. a runnable busybox image.
+    """
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as archive:
-        data = b"#!/bin/sh\necho hello\n"
-        info = tarfile.TarInfo("usr/bin/app")
-        info.size, info.mode = len(data), 0o755
-        archive.addfile(info, io.BytesIO(data))
+        if files is None and links is None:
+            data = b"#!/bin/sh\necho hello\n"
+            info = tarfile.TarInfo("usr/bin/app")
+            info.size, info.mode = len(data), 0o755
+            archive.addfile(info, io.BytesIO(data))
+        else:
+            _add_layer_entries(archive, files or {}, links or {})
     layer = gzip.compress(tar.getvalue(), mtime=0)
     config: dict[str, Any] = {"Env": list(env)}
     if entrypoint is not None:
