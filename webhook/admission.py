@@ -10,6 +10,7 @@ every platform a node could pull (:mod:`webhook.platforms` judges them all).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -211,20 +212,10 @@ class Reviewer:
             )
             configs, failures = resolution.configs, resolution.errors
             per_platform = resolution.per_platform
+        decide = self._memo.decide
         if per_platform:  # an unpinned pod, an index whose entries differ
-            decision = platforms.decide(
-                self._memo,
-                containers=containers,
-                labels=template.labels,
-                namespace=namespace,
-                namespace_labels=labels,
-                policies=policies,
-                configs=configs,
-                per_platform=per_platform,
-                errors=failures,
-            )
-            return answer(decision, kind, platforms.unjudged(per_platform))
-        decision = self._memo.decide(
+            decide = functools.partial(platforms.decide, self._memo, per_platform=per_platform)
+        decision = decide(
             containers=containers,
             labels=template.labels,
             namespace=namespace,
@@ -233,7 +224,7 @@ class Reviewer:
             configs=configs,
             errors=failures,
         )
-        return answer(decision, kind)
+        return answer(decision, kind, platforms.unjudged(per_platform))
 
     def _left(self, started: float, budget: float) -> float:
         spent = self._clock() - started

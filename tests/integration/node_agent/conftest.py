@@ -23,8 +23,10 @@ import yaml
 
 from minerguard import policy as policy_mod
 from minerguard.policy import CompiledPolicy
+from node_agent import errors
 from node_agent.agent import Agent
 from node_agent.finding import Finding
+from node_agent.procfs import ProcFS
 from node_agent.report import PodRef
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
@@ -301,3 +303,42 @@ def running_agent(compiled: CompiledPolicy, **overrides: object) -> Iterator[Run
         running.stop.set()
         running.thread.join(timeout=10)
         agent.close()
+
+
+def remove_runtime_cgroups(rel: str) -> None:
+    """runc removes only the leaf: remove the pod level too, and qos/kubepods when unused."""
+    for ctrl in (*CONTROLLERS, "cpuset", "devices", "freezer", "systemd", "unified"):
+        base = CGROUP_ROOT / ctrl
+        if not base.is_dir():
+            continue
+        leaf = base / own_cgroup(ctrl if ctrl != "systemd" else "name=systemd").lstrip("/") / rel
+        for level in (leaf, leaf.parent, leaf.parent.parent, leaf.parent.parent.parent):
+            for _ in range(40):
+                try:
+                    level.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if level not in (leaf, leaf.parent):
+                        break  # shared qos/kubepods levels: leave them to whoever uses them
+                    time.sleep(0.05)
+
+
+def children(proc: ProcFS, parent: int) -> list[int]:
+    found = []
+    for pid in proc.pids():
+        with contextlib.suppress(errors.AgentError):
+            if proc.stat(pid).ppid == parent:
+                found.append(pid)
+    return found
+
+
+def wait_for_exe(proc: ProcFS, pid: int, path: str, timeout: float = 5) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        exe = proc.exe(pid)
+        if exe is not None and exe.path == path:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} never ran {path}")

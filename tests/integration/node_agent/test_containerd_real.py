@@ -22,22 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from node_agent import errors
 from node_agent.finding import Finding
 from node_agent.inspect_process import snapshot
 from node_agent.procfs import Executable, ProcFS
 from tests.integration.webhook import oci
 
 from .conftest import (
-    CGROUP_ROOT,
-    CONTROLLERS,
     Collect,
     Pod,
+    children,
     make_policy,
-    own_cgroup,
+    remove_runtime_cgroups,
     require_root,
     require_tool,
     running_agent,
+    wait_for_exe,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(90)]
@@ -216,26 +215,6 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
                     level.rmdir()  # only when empty: nobody else's sockets are removed
 
 
-def _remove_cgroups(rel: str) -> None:
-    """runc removes only the leaf: remove the pod level too, and qos/kubepods when unused."""
-    for ctrl in (*CONTROLLERS, "cpuset", "devices", "freezer", "systemd", "unified"):
-        base = CGROUP_ROOT / ctrl
-        if not base.is_dir():
-            continue
-        leaf = base / own_cgroup(ctrl if ctrl != "systemd" else "name=systemd").lstrip("/") / rel
-        for level in (leaf, leaf.parent, leaf.parent.parent, leaf.parent.parent.parent):
-            for _ in range(40):
-                try:
-                    level.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if level not in (leaf, leaf.parent):
-                        break  # shared qos/kubepods levels: leave them to whoever uses them
-                    time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def containerd_container(daemon: Containerd, script: str) -> Iterator[tuple[Pod, int]]:
     """``ctr run -d`` of the pulled image running ``/bin/sh -c script`` in a kubelet cgroup."""
@@ -269,7 +248,7 @@ def containerd_container(daemon: Containerd, script: str) -> Iterator[tuple[Pod,
             time.sleep(0.05)
         daemon.run("tasks", "delete", "-f", pod.container_id, check=False)
         daemon.run("containers", "delete", pod.container_id, check=False)
-        _remove_cgroups(rel)
+        remove_runtime_cgroups(rel)
 
 
 def wait_for(sink: Collect, match: Callable[[Finding], bool], timeout: float) -> Finding | None:
@@ -280,25 +259,6 @@ def wait_for(sink: Collect, match: Callable[[Finding], bool], timeout: float) ->
             return found[0]
         time.sleep(0.05)
     return None
-
-
-def children(proc: ProcFS, parent: int) -> list[int]:
-    found = []
-    for pid in proc.pids():
-        with contextlib.suppress(errors.AgentError):
-            if proc.stat(pid).ppid == parent:
-                found.append(pid)
-    return found
-
-
-def wait_for_exe(proc: ProcFS, pid: int, path: str, timeout: float = 5) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        exe = proc.exe(pid)
-        if exe is not None and exe.path == path:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} never ran {path}")
 
 
 MINER = "sleep {seconds}; : stratum+tcp://127.0.0.1:3333 --donate-level=1"

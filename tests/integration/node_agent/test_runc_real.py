@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from node_agent import errors, masquerade
+from node_agent import masquerade
 from node_agent.inspect_process import snapshot
 from node_agent.procfs import Executable, ProcFS
 
 from .conftest import (
-    CGROUP_ROOT,
-    CONTROLLERS,
     Pod,
+    children,
     make_policy,
-    own_cgroup,
+    remove_runtime_cgroups,
     require_root,
     require_tool,
     running_agent,
+    wait_for_exe,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(90)]
@@ -98,24 +98,7 @@ def runc_container(tmp_path: Path, script: str, overlay: bool = False) -> Iterat
         )
         if overlay:
             subprocess.run([require_tool("umount"), str(merged)], check=True, timeout=10)
-        for ctrl in (*CONTROLLERS, "cpuset", "devices", "freezer", "systemd", "unified"):
-            base = CGROUP_ROOT / ctrl
-            if not base.is_dir():
-                continue
-            leaf = (
-                base / own_cgroup(ctrl if ctrl != "systemd" else "name=systemd").lstrip("/") / rel
-            )
-            for level in (leaf, leaf.parent, leaf.parent.parent, leaf.parent.parent.parent):
-                for _ in range(20):
-                    try:
-                        level.rmdir()
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        if level not in (leaf, leaf.parent):
-                            break  # shared qos/kubepods levels: leave them to whoever uses them
-                        time.sleep(0.05)
+        remove_runtime_cgroups(rel)
 
 
 def test_a_runc_container_process_is_attributed_and_its_miner_command_reported(
@@ -135,25 +118,6 @@ def test_a_runc_container_process_is_attributed_and_its_miner_command_reported(
     assert found.container_id == pod.container_id
     assert found.executable == "/bin/busybox"
     assert "pool-url" in {r.signal for r in found.reasons}
-
-
-def children(proc: ProcFS, parent: int) -> list[int]:
-    found = []
-    for pid in proc.pids():
-        with contextlib.suppress(errors.AgentError):
-            if proc.stat(pid).ppid == parent:
-                found.append(pid)
-    return found
-
-
-def wait_for_exe(proc: ProcFS, pid: int, path: str, timeout: float = 5) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        exe = proc.exe(pid)
-        if exe is not None and exe.path == path:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} never ran {path}")
 
 
 # busybox picks its applet by argv[0], so the copy runs as "sleep" under its own file name.
