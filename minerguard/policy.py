@@ -98,7 +98,7 @@ class CompiledPolicy:
     name: str
     generation: int | None
     spec: MinerPolicySpec
-    engine: signatures.Engine
+    engine: signatures.Evaluator
     image_exemptions: tuple[ImageExemption, ...]
     command_exemptions: signatures.PatternSet | None
     bundle_version: str | None

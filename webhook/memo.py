@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from minerguard import podspec
 from minerguard.evaluate import Decision, evaluate_containers
 from minerguard.policy import CompiledPolicy
-from minerguard.signatures.engine import Engine, Subject, Verdict
+from minerguard.signatures.bundle import Entry
+from minerguard.signatures.engine import Evaluator, Subject, Verdict
 
 MAX_SUBJECT_CHARS = 4096
 
@@ -29,16 +30,19 @@ def _size(subject: Subject) -> int:
     return total + sum(len(t) for t in subject.texts) + len(subject.executable or "")
 
 
-class MemoEngine(Engine):
-    """An :class:`Engine` that remembers verdicts; delegates everything else."""
+class MemoEngine:
+    """An :class:`~minerguard.signatures.engine.Evaluator` that remembers verdicts."""
 
-    def __init__(self, inner: Engine, size: int = 2048) -> None:
-        # Deliberately not calling Engine.__init__: nothing is compiled twice.
+    def __init__(self, inner: Evaluator, size: int = 2048) -> None:
         self.inner = inner
-        self.entries = inner.entries
         self._size = size
         self._verdicts: OrderedDict[Subject, Verdict] = OrderedDict()
         self.hits = 0
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """The inner engine's entries."""
+        return self.inner.entries
 
     def evaluate(self, subject: Subject) -> Verdict:
         """The inner engine's verdict, from memory when this subject was seen."""

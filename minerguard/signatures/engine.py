@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import re2
 
@@ -198,6 +199,19 @@ class _Scan:
         self.hits: dict[str, Signal] = {}
         self.pieces: list[normalise.Piece] = []
         self.budget = [normalise.MAX_DECODED_BYTES]
+
+
+class Evaluator(Protocol):
+    """What a compiled policy judges with: an :class:`Engine`, or one wrapped (memoised)."""
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """The entries compiled in."""
+        ...
+
+    def evaluate(self, subject: Subject) -> Verdict:
+        """The evidence in ``subject``; never raises."""
+        ...
 
 
 class Engine:
