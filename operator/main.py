@@ -1,7 +1,10 @@
 """minerguard's operator: kopf handlers for MinerPolicy and MinerDetection.
 
-Run with ``minerguard operator [FLAGS]`` (which calls :func:`main`) or ``kopf run
-operator/main.py``. The handlers are thin: the decisions live in :mod:`minerguard.response`
+Run with ``minerguard operator [FLAGS]`` (which calls :func:`main`) or, for development,
+``kopf run operator/main.py``: peering then still follows the ``MINERGUARD_OPERATOR_*``
+settings (name, priority), which the startup handler gives kopf, so the housekeeping loop
+and kopf agree on which replica is active; kopf's own ``--peering``/``--priority`` flags are
+not enough there. The handlers are thin: the decisions live in :mod:`minerguard.response`
 and the API calls in :mod:`minerguard.kube`. Everything handlers share (settings, policies,
 circuit breakers, dedup index, metrics) is one :class:`~minerguard.kube.runtime.Runtime` in
 kopf's memo, so several operators can run in one process (tests, benchmarks).
@@ -87,7 +90,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     """Tune kopf, start the metrics server and the housekeeping loop."""
     rt = runtime(memo)
     own = rt.settings
-    settings.peering.priority = own.priority
+    settings.peering.priority = own.priority  # the same as housekeeping's (see above)
     settings.posting.level = logging.WARNING  # kopf's own per-handler events are noise here
     settings.execution.max_workers = own.workers
     settings.watching.server_timeout = own.watch_timeout
