@@ -4,18 +4,17 @@ The exec layer opens /proc/PID/exe (which reaches the binary even when it was de
 lives in a memfd) and the exec gate hands over the fanotify event's descriptor; both land
 here. Verdicts are remembered per (device, inode, size, mtime, ctime), so a node running the
 same few binaries all day scans each once; a rewritten file is a new key. The cache is shared
-by the agent loop and the gate thread, hence the lock.
+by the agent loop and the gate thread.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
-from collections import OrderedDict
 
 from minerguard.signatures.content import LIMIT, ContentScanner, ContentVerdict
 from node_agent import errors
+from node_agent.lru import LRU
 from node_agent.procfs import ProcFS
 from node_agent.scoring import Reason
 
@@ -29,9 +28,7 @@ class ExecutableContent:
     def __init__(self, scanner: ContentScanner, limit: int = LIMIT, capacity: int = 4096) -> None:
         self._scanner = scanner
         self._limit = limit
-        self._capacity = capacity
-        self._cache: OrderedDict[_Key, ContentVerdict] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: LRU[_Key, ContentVerdict] = LRU(capacity)
         self.scanned = 0
 
     def of_fd(self, fd: int) -> Reason | None:
@@ -40,19 +37,13 @@ class ExecutableContent:
         if not stat.S_ISREG(st.st_mode):
             return None
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        with self._lock:
-            verdict = self._cache.get(key)
-            if verdict is not None:
-                self._cache.move_to_end(key)
+        _, verdict = self._cache.get(key)
         if verdict is None:
             verdict = self._scanner.scan(
                 lambda offset, size: os.pread(fd, size, offset), self._limit
             )
-            with self._lock:
-                self.scanned += 1
-                self._cache[key] = verdict
-                while len(self._cache) > self._capacity:
-                    self._cache.popitem(last=False)
+            self.scanned += 1
+            self._cache.put(key, verdict)
         if not verdict.hits:
             return None
         return Reason(SIGNAL, verdict.describe(), verdict.score)

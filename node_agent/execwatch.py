@@ -234,19 +234,11 @@ class ExecWatcher:
 
     def _judge_all(self, snap: ProcessSnapshot, timestamp_ns: int, rescan: bool) -> Finding | None:
         pod = self._pods.lookup(snap.owner.pod_uid, snap.owner.container_id)
-        namespace = pod.namespace if pod else None
-        ns_labels = pod.namespace_labels if pod else None
+        applying, exempted = self._policies.applying(pod, snap.argv)
+        if exempted:
+            self._counters.add("exec_exempt", exempted)
         best: tuple[float, tuple[Reason, ...], AgentPolicy] | None = None
-        for policy in self._policies.covering(namespace, ns_labels):
-            exempt = policy.compiled.exemption(
-                image=pod.image if pod else None,
-                digest=pod.image_digest if pod else None,
-                pod_labels=pod.labels if pod else None,
-                argv=snap.argv,
-            )
-            if exempt:
-                self._counters.add("exec_exempt")
-                continue
+        for policy in applying:
             score, reasons = self._verdict(snap, policy)
             if score >= engine.THRESHOLD and (best is None or score > best[0]):
                 best = (score, reasons, policy)

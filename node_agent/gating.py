@@ -16,8 +16,6 @@ content scan, once per file version), under the policies covering the exec'ing p
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from node_agent.exe_content import ExecutableContent
 from node_agent.execwatch import judge
 from node_agent.fanotify import Decider, GateDecision
 from node_agent.inspect_process import ProcessSnapshot
+from node_agent.lru import LRU
 from node_agent.pods import PodLookup
 from node_agent.policyset import AgentPolicy, PolicySet
 from node_agent.procfs import ProcFS
@@ -54,19 +53,8 @@ def _host_rooted(root: str, hosts: tuple[str, ...]) -> bool:
 
 def _gating(policies: PolicySet, pod: PodRef | None) -> list[AgentPolicy]:
     """The enforcing policies that cover ``pod`` and do not exempt it."""
-    namespace = pod.namespace if pod else None
-    found = []
-    for policy in policies.covering(namespace, pod.namespace_labels if pod else None):
-        if not policy.compiled.enforcing:
-            continue
-        exempt = policy.compiled.exemption(
-            image=pod.image if pod else None,
-            digest=pod.image_digest if pod else None,
-            pod_labels=pod.labels if pod else None,
-        )
-        if not exempt:
-            found.append(policy)
-    return found
+    applying, _ = policies.applying(pod)
+    return [p for p in applying if p.compiled.enforcing]
 
 
 class GatedContainers:
@@ -84,9 +72,7 @@ class GatedContainers:
         self._policies = policies
         self._pods = pods
         self._counters = counters
-        self._capacity = capacity
-        self._pod: OrderedDict[str, PodRef | None] = OrderedDict()
-        self._lock = threading.Lock()
+        self._pod: LRU[str, PodRef | None] = LRU(capacity)
 
     def cover(self, pid: int, owner: attribution.Attribution, mark: Callable[[str], None]) -> bool:
         """``mark`` (``ExecGate.mark``) the root mount of ``pid``'s container, if gated.
@@ -111,18 +97,14 @@ class GatedContainers:
             return True
         except OSError:  # the process left while we looked
             return False
-        with self._lock:
-            self._pod[owner.key] = pod
-            while len(self._pod) > self._capacity:
-                self._pod.popitem(last=False)
+        self._pod.put(owner.key, pod)
         self._counters.add("gate_containers_marked")
         return True
 
     def pod_of(self, pid: int) -> tuple[attribution.Attribution, PodRef | None]:
         """``pid``'s cgroup owner and the pod recorded for it (None: host or unknown)."""
         owner = attribution.attribute_lines(self._proc.cgroups(pid))
-        with self._lock:
-            return owner, self._pod.get(owner.key)
+        return owner, self._pod.get(owner.key)[1]
 
 
 def decider(

@@ -16,12 +16,11 @@ from __future__ import annotations
 import os
 import re
 import stat
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from node_agent import errors
+from node_agent.lru import LRU
 from node_agent.procfs import Executable, ProcFS
 
 CACHE_SIZE = 1024
@@ -111,35 +110,10 @@ class _Upper:
     covered: tuple[str, ...]
 
 
-class OverlayCache:
-    """A bounded LRU of (proc root, container, mount namespace) → upper layer (or None)."""
+OverlayCache = LRU[tuple[str, str, str], _Upper | None]
+"""(proc root, container, mount namespace) → its upper layer, or None (cannot tell)."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str, str], _Upper | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> tuple[bool, _Upper | None]:
-        """(hit, value)."""
-        with self._lock:
-            if key not in self._items:
-                return False, None
-            self._items.move_to_end(key)
-            return True, self._items[key]
-
-    def put(self, key: tuple[str, str, str], value: _Upper | None) -> None:
-        """Remember one answer, forgetting the least recently used beyond the bound."""
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-CACHE = OverlayCache()
+CACHE = OverlayCache(CACHE_SIZE)
 
 
 def _locate(proc: ProcFS, pid: int) -> _Upper | None:

@@ -14,6 +14,7 @@ from minerguard.api.policy import RuntimeAction
 from minerguard.policy import CompiledPolicy
 from minerguard.signatures.bundle import Kind
 from node_agent import scoring
+from node_agent.report import PodRef
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,26 @@ class PolicySet:
     ) -> list[AgentPolicy]:
         """Policies that cover ``namespace`` (None: a host process or standalone mode)."""
         return [p for p in self.policies if p.compiled.covers_namespace(namespace, labels or {})]
+
+    def applying(
+        self, pod: PodRef | None, argv: tuple[str, ...] = ()
+    ) -> tuple[list[AgentPolicy], int]:
+        """Policies covering ``pod`` (None: host or unknown) that do not exempt it.
+
+        Also how many covering ones did exempt it (by its image, labels or ``argv``).
+        """
+        applying: list[AgentPolicy] = []
+        exempted = 0
+        for policy in self.covering(
+            pod.namespace if pod else None, pod.namespace_labels if pod else None
+        ):
+            if policy.compiled.exemption(
+                image=pod.image if pod else None,
+                digest=pod.image_digest if pod else None,
+                pod_labels=pod.labels if pod else None,
+                argv=argv,
+            ):
+                exempted += 1
+            else:
+                applying.append(policy)
+        return applying, exempted

@@ -139,14 +139,8 @@ class Sampler:
         if pod is None and owner.pod_uid is not None and self._pods_required:
             self._counters.add("sample_pod_unknown")  # tried again at the next discovery
             return None
-        for policy in self._policies.covering(
-            pod.namespace if pod else None, pod.namespace_labels if pod else None
-        ):
-            if pod is None or not policy.compiled.exemption(
-                image=pod.image, digest=pod.image_digest, pod_labels=pod.labels
-            ):
-                return policy
-        return None
+        applying, _ = self._policies.applying(pod)
+        return applying[0] if applying else None
 
     def _gpu_by_container(self) -> dict[str, float]:
         if self._gpu is None or not self._gpu.available:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from node_agent import masquerade
-from node_agent.image_layers import OverlayCache, in_upper_layer, parse_root_overlay
+from node_agent.image_layers import CACHE_SIZE, OverlayCache, in_upper_layer, parse_root_overlay
 from node_agent.inspect_process import snapshot
 from node_agent.procfs import MOUNTINFO_LIMIT, Executable, ProcFS
 
@@ -94,13 +94,17 @@ def tree(tmp_path: Path) -> tuple[ProcFS, Path]:
     return ProcFS(tmp_path / "proc"), pid
 
 
+def fresh() -> OverlayCache:
+    return OverlayCache(CACHE_SIZE)
+
+
 def exe(path: str, deleted: bool = False) -> Executable:
     return Executable(path, deleted)
 
 
 def test_a_binary_in_the_upper_layer_is_not_in_the_image(tree: tuple[ProcFS, Path]) -> None:
     proc, _ = tree
-    cache = OverlayCache()
+    cache = fresh()
     assert in_upper_layer(proc, 42, exe("/opt/miner"), "pod/c1", cache) is True
     assert in_upper_layer(proc, 42, exe("/bin/sh"), "pod/c1", cache) is False
     assert in_upper_layer(proc, 42, exe("/opt/fifo"), "pod/c1", cache) is False  # not a file
@@ -113,7 +117,7 @@ def test_the_overlay_is_parsed_once_per_container_and_namespace(
     tree: tuple[ProcFS, Path],
 ) -> None:
     proc, pid = tree
-    cache = OverlayCache(size=1)
+    cache = OverlayCache(1)
     assert in_upper_layer(proc, 42, exe("/opt/miner"), "pod/c1", cache) is True
     (pid / "mountinfo").write_text("27 1 254:0 / / rw - ext4 /dev/vda rw\n")
     assert in_upper_layer(proc, 42, exe("/opt/miner"), "pod/c1", cache) is True  # cached
@@ -130,10 +134,10 @@ def test_an_upper_layer_out_of_sight_or_an_unreadable_process_cannot_be_told(
     (pid / "mountinfo").write_text(
         "10 1 0:40 / / rw - overlay overlay rw,lowerdir=/a,upperdir=/no/such/dir,workdir=/w\n"
     )
-    assert in_upper_layer(fake, 42, exe("/opt/miner"), "s", OverlayCache()) is None
-    assert in_upper_layer(fake, 43, exe("/opt/miner"), "s", OverlayCache()) is None  # gone
+    assert in_upper_layer(fake, 42, exe("/opt/miner"), "s", fresh()) is None
+    assert in_upper_layer(fake, 43, exe("/opt/miner"), "s", fresh()) is None  # gone
     # The golden tree has no ns links: no answer, and the snapshot still succeeds.
-    assert in_upper_layer(proc, 100, exe("/usr/local/bin/xmrig"), "s", OverlayCache()) is None
+    assert in_upper_layer(proc, 100, exe("/usr/local/bin/xmrig"), "s", fresh()) is None
     assert snapshot(proc, 100).upper_layer is None
 
 
@@ -153,7 +157,7 @@ def test_a_mount_table_past_the_bound_is_remembered_as_unknown(
     tree: tuple[ProcFS, Path],
 ) -> None:
     proc, pid = tree
-    cache = OverlayCache()
+    cache = fresh()
     line = "11 10 0:41 / /mnt/x rw - tmpfs tmpfs rw\n"
     body = (pid / "mountinfo").read_text()
     (pid / "mountinfo").write_text(body + line * (MOUNTINFO_LIMIT // len(line) + 1))
