@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard.api.meta import GROUP, VERSION
+from minerguard.api.meta import API_VERSION
 from minerguard.api.policy import MinerPolicy
 from minerguard.kube import listwatch, resources
 from minerguard.policy import CompiledPolicy
@@ -43,7 +43,7 @@ class PolicyStore:
         self._watch = listwatch.ListWatch(
             "policies",
             factory=client_factory,
-            url_path=resources.path(f"{GROUP}/{VERSION}", MinerPolicy.plural),
+            url_path=resources.path(API_VERSION, MinerPolicy.plural),
             query={},
             replace=self._replace,
             apply=self.apply,

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from minerguard.api.detection import MinerDetection
-from minerguard.api.meta import GROUP, VERSION
+from minerguard.api.meta import API_VERSION, GROUP
 from minerguard.api.policy import MinerPolicy
 from minerguard.kube import errors
 
@@ -154,24 +154,21 @@ def read_json(response: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-_API = f"{GROUP}/{VERSION}"
-
-
 def create_detection(api: client.ApiClient, detection: MinerDetection) -> dict[str, Any]:
     """Create a MinerDetection in its namespace."""
     namespace = detection.metadata.namespace or "default"
-    url = path(_API, MinerDetection.plural, namespace)
+    url = path(API_VERSION, MinerDetection.plural, namespace)
     return read_json(request(api, "POST", url, body=detection.to_k8s()))
 
 
 def get_detection(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     """Read one MinerDetection."""
-    return read_json(request(api, "GET", path(_API, MinerDetection.plural, namespace, name)))
+    return read_json(request(api, "GET", path(API_VERSION, MinerDetection.plural, namespace, name)))
 
 
 def list_detections(api: client.ApiClient, namespace: str | None = None) -> list[dict[str, Any]]:
     """MinerDetections in a namespace, or in all of them."""
-    listed = read_json(request(api, "GET", path(_API, MinerDetection.plural, namespace)))
+    listed = read_json(request(api, "GET", path(API_VERSION, MinerDetection.plural, namespace)))
     return [item for item in listed.get("items") or () if isinstance(item, dict)]
 
 
@@ -179,20 +176,20 @@ def patch_detection_status(
     api: client.ApiClient, namespace: str, name: str, status: Mapping[str, Any]
 ) -> None:
     """Merge-patch a MinerDetection's status."""
-    url = path(_API, MinerDetection.plural, namespace, name, "status")
+    url = path(API_VERSION, MinerDetection.plural, namespace, name, "status")
     request(api, "PATCH", url, body={"status": dict(status)}, content_type=MERGE_PATCH)
 
 
 def patch_policy_status(api: client.ApiClient, name: str, status: Mapping[str, Any]) -> None:
     """Merge-patch a MinerPolicy's status."""
-    url = path(_API, MinerPolicy.plural, name=name, subresource="status")
+    url = path(API_VERSION, MinerPolicy.plural, name=name, subresource="status")
     request(api, "PATCH", url, body={"status": dict(status)}, content_type=MERGE_PATCH)
 
 
 def delete_detection(api: client.ApiClient, namespace: str, name: str) -> bool:
     """Delete a MinerDetection; False when it was already gone."""
     try:
-        request(api, "DELETE", path(_API, MinerDetection.plural, namespace, name))
+        request(api, "DELETE", path(API_VERSION, MinerDetection.plural, namespace, name))
     except errors.NotFound:
         return False
     return True
@@ -209,7 +206,7 @@ def create_detection_once(api: client.ApiClient, detection: MinerDetection) -> b
 
 def get_policy(api: client.ApiClient, name: str) -> dict[str, Any]:
     """One MinerPolicy."""
-    return read_json(request(api, "GET", path(_API, MinerPolicy.plural, name=name)))
+    return read_json(request(api, "GET", path(API_VERSION, MinerPolicy.plural, name=name)))
 
 
 def get_peering(api: client.ApiClient, name: str, namespace: str | None) -> dict[str, Any]:
