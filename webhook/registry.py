@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -362,15 +362,21 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     return document
 
 
-def pick(index: Fetched, platform: Platform, name: str) -> str:
-    """The digest of the index entry for ``platform``."""
+def _entries(index: Fetched) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """(declared platform, manifest digest) of each well-formed entry of an index."""
     entries = index.document.get("manifests")
     for entry in entries if isinstance(entries, list) else ():
         if not isinstance(entry, Mapping):
             continue
-        declared = entry.get("platform")
-        digest = entry.get("digest")
-        if isinstance(declared, Mapping) and platform.matches(declared) and isinstance(digest, str):
+        declared, digest = entry.get("platform"), entry.get("digest")
+        if isinstance(declared, Mapping) and isinstance(digest, str):
+            yield declared, digest
+
+
+def pick(index: Fetched, platform: Platform, name: str) -> str:
+    """The digest of the index entry for ``platform``."""
+    for declared, digest in _entries(index):
+        if platform.matches(declared):
             return digest
     raise BadImage(f"{name}: no {platform} image in its index")
 
@@ -383,14 +389,8 @@ def runnable(index: Fetched, name: str, limit: int = MAX_PLATFORMS) -> Runnable:
     (buildx's attestation manifests declare ``unknown/unknown``), are never pulled by a Linux
     node and are skipped rather than fetched.
     """
-    entries = index.document.get("manifests")
     found: list[Entry] = []
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, Mapping):
-            continue
-        declared, digest = entry.get("platform"), entry.get("digest")
-        if not isinstance(declared, Mapping) or not isinstance(digest, str):
-            continue
+    for declared, digest in _entries(index):
         arch, variant = declared.get("architecture"), declared.get("variant")
         if (
             declared.get("os") != RUNNABLE_OS
