@@ -17,12 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_overhead import CONTROLLERS, TICK, churn, make_containers, remove
-
-
-def times(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
+from agent_overhead import CONTROLLERS, churn, cpu_times, make_containers, remove
 
 
 def main() -> None:
@@ -41,9 +36,9 @@ def main() -> None:
         time.sleep(5)
         print(f"{'churn (~1000 proc/s, 10 s)':28} {'user':>7} {'system':>7} {'total':>7}  started")
         for name, cgroups in (("on the host", None), ("inside a pod", pod)):
-            (u0, s0), t0 = times(agent.pid), time.monotonic()
+            (u0, s0), t0 = cpu_times(agent.pid), time.monotonic()
             started = churn(1000, 10, cgroups)
-            (u1, s1), t1 = times(agent.pid), time.monotonic()
+            (u1, s1), t1 = cpu_times(agent.pid), time.monotonic()
             user, system = (u1 - u0) / (t1 - t0), (s1 - s0) / (t1 - t0)
             print(f"{name:28} {user:7.3f} {system:7.3f} {user + system:7.3f}  {started}")
     finally:
