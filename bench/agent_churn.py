@@ -27,7 +27,7 @@ def main() -> None:
     pod = list(dirs[: len(CONTROLLERS)])
     env = dict(os.environ, MINERGUARD_AGENT_INCLUDE_HOST_PROCESSES="false")
     agent = subprocess.Popen(
-        [sys.executable, "-m", "node_agent", "--standalone", "--duration", "40"],
+        [sys.executable, "-m", "node_agent", "--no-cluster", "--duration", "40"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minerguard import policy as policy_mod
-from node_agent.finding import Finding
-from node_agent.report import PodRef
+from minerguard import compiled_policy
+from node_agent.records import Finding, PodRef
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
 from tests.integration.node_agent.conftest import NUMERIC, Pod
@@ -92,10 +91,10 @@ def main() -> None:
     threading.Thread(target=echo.serve_forever, daemon=True).start()
     port = echo.server_address[1]
     settings = AgentSettings(
-        standalone=True, include_host_processes=False, event_source="connector", status_interval=60
+        no_cluster=True, include_host_processes=False, event_source="connector", status_interval=60
     )
     sink = Printer()
-    agent = build_agent(settings, sink, policies=[policy_mod.default_policy()])
+    agent = build_agent(settings, sink, policies=[compiled_policy.default_policy()])
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, kwargs={"duration": opts.duration, "stop": stop})
     pods: dict[str, Pod] = {}

@@ -26,14 +26,14 @@ RUNS = 300
 GATE = """
 import signal, sys, threading
 from pathlib import Path
-from minerguard.policy import default_policy
+from minerguard.compiled_policy import default_policy
 from minerguard.signatures.content import builtin_scanner
-from node_agent import gating
-from node_agent.exe_content import ExecutableContent
-from node_agent.fanotify import ExecGate
-from node_agent.policyset import PolicySet
+from node_agent.layers import gating
+from node_agent.judge.exe_content import ExecutableContent
+from node_agent.kernel.fanotify import ExecGate
+from node_agent.judge.agent_policy import AgentPolicies
 content = ExecutableContent(builtin_scanner())
-gate = ExecGate([Path(sys.argv[1])], gating.decider(PolicySet([default_policy()]), content))
+gate = ExecGate([Path(sys.argv[1])], gating.decider(AgentPolicies([default_policy()]), content))
 gate.start()
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -1,7 +1,7 @@
 """In-cluster agent CPU (fraction of one core), RSS and threads: the DaemonSet's configuration.
 
 The agent runs as its own process in in-cluster mode (``python -m node_agent`` without
-``--standalone``, default sampling, proc connector, /metrics served) against kmock's Kubernetes
+``--no-cluster``, default sampling, proc connector, /metrics served) against kmock's Kubernetes
 emulator (tests/kube_emulator.py) in this process. 250 kubelet-shaped container cgroups
 (``kubepods/<qos>/pod<uid>/<container-id>``, 2 containers in each of 125 pods, made by
 agent_overhead.make_containers) are matched by 125 Pod objects on the agent's node (plus the
@@ -167,7 +167,7 @@ def main() -> None:
             port = free_port()
             env = dict(
                 os.environ,
-                MINERGUARD_AGENT_API_SERVER=kube.url,
+                MINERGUARD_AGENT_KUBE_SERVER=kube.url,
                 MINERGUARD_AGENT_NODE_NAME=NODE,
                 MINERGUARD_AGENT_NAMESPACE=AGENT_NAMESPACE,
                 MINERGUARD_AGENT_POD_NAME=AGENT_POD,

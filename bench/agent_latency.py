@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from minerguard import policy as policy_mod
-from node_agent.finding import Finding
-from node_agent.report import PodRef
+from minerguard import compiled_policy
+from node_agent.records import Finding, PodRef
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
 
@@ -104,10 +103,12 @@ def main() -> None:
         f"spec:\n  signatures: {{poolPorts: [{port}]}}\n"
         "  actions: {runtime: [Alert, KillProcess]}\n  rateLimit: {maxActions: 100}\n"
     )
-    compiled = policy_mod.compile_policy(policy_mod.parse_policy(yaml.safe_load(text), "bench"))
+    compiled = compiled_policy.compile_policy(
+        compiled_policy.parse_policy(yaml.safe_load(text), "bench")
+    )
     sink = Sink()
     settings = AgentSettings(
-        standalone=True, include_host_processes=False, event_source="connector"
+        no_cluster=True, include_host_processes=False, event_source="connector"
     )
     agent = build_agent(settings, sink, policies=[compiled])
     stop = threading.Event()

@@ -115,7 +115,7 @@ def main() -> None:
     pod_dirs = list(dirs[: len(CONTROLLERS)])
     env = dict(os.environ, MINERGUARD_AGENT_INCLUDE_HOST_PROCESSES="false")
     agent = subprocess.Popen(
-        [sys.executable, "-m", "node_agent", "--standalone", "--duration", "110"],
+        [sys.executable, "-m", "node_agent", "--no-cluster", "--duration", "110"],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from minerguard.api.policy import MinerPolicy
-from minerguard.policy import compile_policy
+from minerguard.compiled_policy import compile_policy
 from minerguard.signatures.engine import Subject
 
 RNG = random.Random(7)

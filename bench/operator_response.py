@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/operator_response.py [--detections 100] [--burst 300]
 
-The real operator (operator/main.py on kopf, the real ``kubernetes`` client) runs against the
+The real operator (minerguard_operator on kopf, the real ``kubernetes`` client) runs against the
 kmock API emulator on loopback, as in tests/integration/operator. Each detection targets its own
 Deployment -> ReplicaSet -> Pod chain under a policy with actions Alert, StopOwner, DeletePod.
 

@@ -8,10 +8,8 @@ checks that), and ``minerguard scan`` starts without loading FastAPI or kopf.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from minerguard import __version__
 
@@ -19,9 +17,8 @@ COMPONENTS = {
     "scan": "minerguard.scan:main",
     "webhook": "webhook.cli:main",
     "agent": "node_agent.cli:main",
+    "operator": "minerguard_operator.cli:main",
 }
-OPERATOR_HANDLERS = Path(__file__).resolve().parents[1] / "operator" / "main.py"
-"""``operator/`` is a folder of kopf handler files, not a package: it is loaded by path."""
 
 USAGE = f"""usage: minerguard {{scan,webhook,agent,operator}} [ARGS...]
 
@@ -43,17 +40,6 @@ def _load(target: str) -> Callable[[list[str]], int]:
     return entry
 
 
-def _load_operator() -> Callable[[list[str]], int]:
-    spec = importlib.util.spec_from_file_location("minerguard_operator_main", OPERATOR_HANDLERS)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"minerguard operator: handlers not found at {OPERATOR_HANDLERS}")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(OPERATOR_HANDLERS.parent))
-    spec.loader.exec_module(module)
-    entry: Callable[[list[str]], int] = module.main
-    return entry
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a component."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -64,8 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__version__)
         return 0
     command, rest = args[0], args[1:]
-    if command == "operator":
-        return _load_operator()(rest)
     if command not in COMPONENTS:
         print(f"minerguard: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from typing import Any
 
 from minerguard import podspec
 from minerguard.api.policy import AdmissionAction, RegistryFailure
-from minerguard.policy import CompiledPolicy
+from minerguard.compiled_policy import CompiledPolicy
 from minerguard.signatures.engine import Subject, Verdict
 
 

@@ -57,3 +57,14 @@ def parse(ref: str) -> ImageRef:
     if registry == DEFAULT_REGISTRY and "/" not in repository:
         repository = f"library/{repository}"
     return ImageRef(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def digest_of(image_id: str | None) -> str | None:
+    """The ``sha256:`` digest in a runtime's image ID, else None.
+
+    The kubelet reports ``status.containerStatuses[].imageID`` as ``repo@sha256:...``,
+    ``docker-pullable://repo@sha256:...`` or a bare ``sha256:...``. The one reader of it: the
+    agent puts the digest in its detections and exemption checks, the operator quarantines it.
+    """
+    found = (image_id or "").rpartition("@")[2]
+    return found if found.startswith("sha256:") else None

@@ -2,7 +2,7 @@
 
 A policy whose new generation does not compile keeps its last good version in force (a typo
 never switches protection off) and its error is kept for the operator to report. The webhook
-and agents feed it from a watch (:mod:`minerguard.kube.policy_store`), the operator from kopf.
+and agents feed it from a watch (:mod:`minerguard.kube.policy_watch`), the operator from kopf.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from minerguard.compiled_policy import CompiledPolicy, compile_policy, parse_policy
 from minerguard.errors import PolicyError
-from minerguard.policy import CompiledPolicy, compile_policy, parse_policy
 
 
 @dataclass(frozen=True, slots=True)

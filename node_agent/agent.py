@@ -15,16 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node_agent.counters import Counters
-from node_agent.events import EventSource
-from node_agent.execwatch import ExecWatcher
-from node_agent.fanotify import ExecGate
-from node_agent.finding import LAYER_EXEC, Finding
-from node_agent.pods import PodLookup
-from node_agent.report import Sink
-from node_agent.rescan import RescanSource
-from node_agent.response import Responder
-from node_agent.sampler import Sampler
-from node_agent.scoring import Reason
+from node_agent.judge.pods import PodLookup
+from node_agent.kernel.events import EventSource
+from node_agent.kernel.fanotify import ExecGate
+from node_agent.kernel.rescan import RescanSource
+from node_agent.layers.execwatch import ExecWatcher
+from node_agent.layers.sampler import Sampler
+from node_agent.output.report import Sink
+from node_agent.output.response import ProcessKiller
+from node_agent.records import LAYER_EXEC, Finding, Reason
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,14 @@ class Schedule:
 
 
 class Agent:
-    """Wires a source, the exec watcher, the sampler, the responder and a sink together."""
+    """Wires a source, the exec watcher, the sampler, the process killer and a sink together."""
 
     def __init__(
         self,
         source: EventSource,
         watcher: ExecWatcher,
         sampler: Sampler,
-        responder: Responder,
+        killer: ProcessKiller,
         sink: Sink,
         *,
         pods: PodLookup,
@@ -59,7 +58,7 @@ class Agent:
         self._source = source
         self._watcher = watcher
         self._sampler = sampler
-        self._responder = responder
+        self._killer = killer
         self._sink = sink
         self._pods = pods
         self.counters = counters
@@ -148,7 +147,7 @@ class Agent:
 
     def _deliver(self, findings: list[Finding]) -> None:
         for finding in findings:
-            acted = self._responder.act(finding)
+            acted = self._killer.act(finding)
             if self.keep_findings:
                 self.findings.append(acted)
             try:

@@ -1,6 +1,6 @@
 """``minerguard agent``: the node agent's command line (flags are stable; see the README).
 
-Without ``--standalone`` it runs in-cluster (``incluster``): pods, policies and reports through
+Without ``--no-cluster`` it runs in-cluster (``incluster``): pods, policies and reports through
 the API; the same ``--proc-root``/``--cgroup-root``/``--policy-file``/``--duration`` flags
 apply, and ``MINERGUARD_AGENT_*`` variables (the chart's env) fill in the rest.
 
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from minerguard.errors import PolicyError
 from node_agent import errors
-from node_agent.report import PrintSink
+from node_agent.output.report import PrintSink
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
 
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
         prog="minerguard agent",
         description="Watch this node's processes and containers for cryptominers.",
     )
-    p.add_argument("--standalone", action="store_true", help="run without a cluster")
+    p.add_argument("--no-cluster", action="store_true", help="run without a cluster")
     p.add_argument("--policy-file", type=Path, help="MinerPolicy YAML (default: embedded)")
     p.add_argument("--proc-root", type=Path, help="procfs root (default /proc)")
     p.add_argument("--cgroup-root", type=Path, help="cgroupfs root (default /sys/fs/cgroup)")
@@ -54,8 +54,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         "output": args.output,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
-    if args.standalone:
-        overrides["standalone"] = True
+    if args.no_cluster:
+        overrides["no_cluster"] = True
     return AgentSettings(**overrides)
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not settings.standalone:
+    if not settings.no_cluster:
         from node_agent import incluster  # noqa: PLC0415 - only in-cluster needs the API
 
         stop = threading.Event()

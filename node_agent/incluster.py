@@ -1,8 +1,8 @@
 """In-cluster mode: the DaemonSet's agent, with pods, policies and reports from the API.
 
 Three background threads talk to the API server, and none of them can stall the agent's loop:
-``PodCache`` (this node's pods by field selector, and namespace labels), ``PolicyStore`` (the
-MinerPolicies, swapped into the shared ``PolicySet`` as new generations) and ``Reporter``
+``PodCache`` (this node's pods by field selector, and namespace labels), ``PolicyWatch`` (the
+MinerPolicies, swapped into the shared ``AgentPolicies`` as new generations) and ``Reporter``
 (MinerDetections and Events, buffered through outages). Until the first policy list succeeds,
 and whenever the cluster has none, the ``--policy-file`` policies or the embedded default
 apply. The agent's own pod (from its cgroup and, once the pod list arrives, its name) is never
@@ -19,14 +19,15 @@ from collections.abc import Callable
 from minerguard.errors import PolicyError
 from minerguard.kube import client, reporter
 from minerguard.kube.pods import PodCache
-from minerguard.kube.policy_store import PolicyStore
-from node_agent import attribution, errors
+from minerguard.kube.policy_watch import PolicyWatch
+from node_agent import errors
 from node_agent.agent import Agent
-from node_agent.clusterreport import AGENT_COMPONENT, ClusterSink
-from node_agent.metrics import AgentMetrics
-from node_agent.pods import ClusterPods
-from node_agent.policyset import PolicySet
-from node_agent.procfs import ProcFS
+from node_agent.judge.agent_policy import AgentPolicies
+from node_agent.judge.pods import ClusterPods
+from node_agent.kernel import attribution
+from node_agent.kernel.procfs import ProcFS
+from node_agent.output.clusterreport import AGENT_COMPONENT, ClusterSink
+from node_agent.output.metrics import AgentMetrics
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent, load_policies
 
@@ -49,10 +50,10 @@ class InCluster:
             raise ValueError("MINERGUARD_AGENT_NODE_NAME is not set (downward API spec.nodeName)")
         self.settings = settings
         self.node = settings.node_name
-        factory = client_factory or (lambda: client.api_client(settings.api_server))
+        factory = client_factory or (lambda: client.api_client(settings.kube_server))
         fallback = load_policies(settings)
-        self.policy_set = PolicySet(fallback)
-        self.policies = PolicyStore(factory, fallback, on_change=self.policy_set.update)
+        self.policy_set = AgentPolicies(fallback)
+        self.policies = PolicyWatch(factory, fallback, on_change=self.policy_set.update)
         self.pod_cache = PodCache(factory, self.node)
         self.reporter = reporter.Reporter(
             factory, capacity=settings.report_buffer, source=AGENT_COMPONENT

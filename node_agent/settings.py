@@ -17,7 +17,9 @@ class AgentSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MINERGUARD_AGENT_", extra="forbid")
 
-    standalone: bool = Field(default=False, description="Run without a cluster.")
+    no_cluster: bool = Field(
+        default=False, description="Run without a cluster: no API, findings printed."
+    )
     policy_file: Path | None = Field(default=None, description="MinerPolicy YAML file.")
     proc_root: Path = Path("/proc")
     cgroup_root: Path = Path("/sys/fs/cgroup")
@@ -26,7 +28,7 @@ class AgentSettings(BaseSettings):
     node_name: str | None = Field(default=None, description="This node (downward API).")
     namespace: str | None = Field(default=None, description="The agent's namespace.")
     pod_name: str | None = Field(default=None, description="The agent's own pod.")
-    api_server: str | None = Field(
+    kube_server: str | None = Field(
         default=None, description="API server URL (default: in-cluster config, then kubeconfig)."
     )
     metrics_port: int | None = Field(
@@ -50,7 +52,7 @@ class AgentSettings(BaseSettings):
     max_inspect: int = Field(default=16, ge=1, description="Busy containers inspected per tick.")
     event_source: Literal["auto", "connector", "rescan"] = "auto"
     include_host_processes: bool | None = Field(
-        default=None, description="Judge processes outside pods (default: standalone only)."
+        default=None, description="Judge processes outside pods (default: only without a cluster)."
     )
     act_on_host_processes: bool = False
     exec_gate: bool = Field(default=False, description="Refuse execs with fanotify.")
@@ -81,4 +83,4 @@ class AgentSettings(BaseSettings):
         """Whether processes outside pods are judged."""
         if self.include_host_processes is not None:
             return self.include_host_processes
-        return self.standalone
+        return self.no_cluster

@@ -12,28 +12,29 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from minerguard import policy as policies_mod
-from minerguard.policy import CompiledPolicy
+from minerguard.compiled_policy import CompiledPolicy, default_policy, load_policy_file
 from minerguard.signatures.content import builtin_scanner
-from node_agent import attribution, errors, gating
+from node_agent import errors
 from node_agent.agent import Agent, Schedule
-from node_agent.cgroups import CgroupReader
-from node_agent.connector import ProcConnector
 from node_agent.counters import Counters
-from node_agent.events import EventSource
-from node_agent.exe_content import ExecutableContent
-from node_agent.execwatch import ExecWatcher
-from node_agent.fanotify import ExecGate
-from node_agent.gpu import GpuMonitor
-from node_agent.lineage import Lineage
-from node_agent.pods import NoPods, PodLookup
-from node_agent.policyset import PolicySet
-from node_agent.poolhosts import PoolAddresses
-from node_agent.procfs import ProcFS
-from node_agent.report import Sink
-from node_agent.rescan import RescanSource
-from node_agent.response import Responder
-from node_agent.sampler import Sampler
+from node_agent.judge.agent_policy import AgentPolicies
+from node_agent.judge.exe_content import ExecutableContent
+from node_agent.judge.lineage import Lineage
+from node_agent.judge.pods import NoPods, PodLookup
+from node_agent.judge.poolhosts import PoolAddresses
+from node_agent.kernel import attribution
+from node_agent.kernel.cgroups import CgroupReader
+from node_agent.kernel.connector import ProcConnector
+from node_agent.kernel.events import EventSource
+from node_agent.kernel.fanotify import ExecGate
+from node_agent.kernel.gpu import GpuMonitor
+from node_agent.kernel.procfs import ProcFS
+from node_agent.kernel.rescan import RescanSource
+from node_agent.layers import gating
+from node_agent.layers.execwatch import ExecWatcher
+from node_agent.layers.sampler import Sampler
+from node_agent.output.report import Sink
+from node_agent.output.response import ProcessKiller
 from node_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 def load_policies(settings: AgentSettings) -> list[CompiledPolicy]:
     """The policy file's policies, or the embedded default; raises PolicyError."""
     if settings.policy_file is not None:
-        return policies_mod.load_policy_file(settings.policy_file)
-    return [policies_mod.default_policy()]
+        return load_policy_file(settings.policy_file)
+    return [default_policy()]
 
 
 def choose_source(settings: AgentSettings, proc: ProcFS) -> tuple[EventSource, RescanSource]:
@@ -53,7 +54,7 @@ def choose_source(settings: AgentSettings, proc: ProcFS) -> tuple[EventSource, R
         settings.event_source == "rescan"
         or not settings.proc_connector
         or (
-            settings.standalone  # in-cluster, --proc-root is the host's /proc (hostPID)
+            settings.no_cluster  # in-cluster, --proc-root is the host's /proc (hostPID)
             and settings.proc_root != Path("/proc")
             and settings.event_source != "connector"
         )
@@ -76,7 +77,7 @@ def build_agent(
     source: EventSource | None = None,
     policies: list[CompiledPolicy] | None = None,
     pool_addresses: PoolAddresses | None = None,
-    policy_set: PolicySet | None = None,
+    policy_set: AgentPolicies | None = None,
     ignore_pods: AbstractSet[str] = frozenset(),
     pods_required: bool = False,
 ) -> Agent:
@@ -90,7 +91,7 @@ def build_agent(
     counters = Counters()
     lineage = Lineage()
     if policy_set is None:
-        policy_set = PolicySet(policies if policies is not None else load_policies(settings))
+        policy_set = AgentPolicies(policies if policies is not None else load_policies(settings))
     lookup: PodLookup = pods if pods is not None else NoPods()
     ignore = frozenset({os.getpid()})
     rescan: RescanSource | None
@@ -149,7 +150,7 @@ def build_agent(
         ignore_pods=ignore_pods,
         pods_required=pods_required,
     )
-    responder = Responder(
+    killer = ProcessKiller(
         proc,
         policy_set,
         counters,
@@ -164,7 +165,7 @@ def build_agent(
         source,
         watcher,
         sampler,
-        responder,
+        killer,
         sink,
         pods=lookup,
         counters=counters,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runtime and admission layers on this host, bounded and loopback-only:
-#  - layer 2: the agent (standalone) catches a simulated miner at exec — a copy of python
+#  - layer 2: the agent (without a cluster) catches a simulated miner at exec — a copy of python
 #    named xmrig, run for 3 s with miner options, pointing at 127.0.0.1 (nothing listens there);
 #  - layer 1: the webhook, served over TLS on 127.0.0.1, refuses a miner pod and admits a benign one.
 set -euo pipefail
@@ -10,12 +10,12 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 echo
-echo "-- layer 2 (process start): minerguard agent --standalone --duration 8"
+echo "-- layer 2 (process start): minerguard agent --no-cluster --duration 8"
 if [ "$(id -u)" != 0 ]; then
   echo "   skipped: the agent needs root (proc connector, other processes' /proc)"
 else
   cp "$(readlink -f "$(command -v python3)")" "$work/xmrig"
-  minerguard agent --standalone --duration 8 --output text >"$work/agent.out" 2>"$work/agent.err" &
+  minerguard agent --no-cluster --duration 8 --output text >"$work/agent.out" 2>"$work/agent.err" &
   agent=$!
   sleep 2
   "$work/xmrig" -c 'import time; time.sleep(3)' --donate-level=1 -o stratum+tcp://127.0.0.1:3333 || true

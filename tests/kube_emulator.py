@@ -1,8 +1,8 @@
 """kmock's Kubernetes emulator, fixed to serve the real ``kubernetes`` client and kopf.
 
 The stock emulator stores POSTed bodies verbatim, answers 200 to creates, ignores
-``watch=True`` and trailing slashes, and slows down with every request it remembers
-(ENVIRONMENT.md §1). This subclass fixes those gaps; :class:`EmulatorThread` runs it on its own
+``watch=True`` and trailing slashes, and slows down with every request it remembers.
+This subclass fixes those gaps; :class:`EmulatorThread` runs it on its own
 event loop so synchronous clients and kopf threads can use it. The chart's generated CRDs are
 registered, so the resources are served exactly as the chart declares them.
 """
@@ -10,9 +10,9 @@ registered, so the resources are served exactly as the chart declares them.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import re
+import secrets
 import threading
 import uuid
 from pathlib import Path
@@ -23,11 +23,21 @@ import kmock
 import yaml
 from kmock._internal.rendering import Response
 
+from minerguard import timestamps
+
 CRD_DIR = Path(__file__).resolve().parents[1] / "charts" / "minerguard" / "files" / "crds"
 NAMESPACES = "v1/x-namespaces"
 """Where Namespaces live: kmock parses ``/api/v1/namespaces[/NAME]`` as a namespace prefix
 (500 or 404), so those two paths are served under this plural instead."""
 _NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(/[^/]+)?/?$")
+
+
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+"""The API server's generateName alphabet (apimachinery's rand.String): 27**5 suffixes."""
+
+
+def _name_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
 
 
 class Emulator(kmock.KubernetesEmulator):
@@ -58,10 +68,10 @@ class Emulator(kmock.KubernetesEmulator):
                 if request.namespace:
                     metadata.setdefault("namespace", request.namespace)
                 if "name" not in metadata and "generateName" in metadata:
-                    metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
+                    metadata["name"] = metadata["generateName"] + _name_suffix()
                 metadata.setdefault("uid", str(uuid.uuid4()))
                 metadata.setdefault("generation", 1)
-                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = timestamps.now()
                 metadata.setdefault("creationTimestamp", stamp)
                 metadata["resourceVersion"] = str(next(self._rv))
                 if request.resource == "apiextensions.k8s.io/v1/customresourcedefinitions":

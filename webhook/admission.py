@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minerguard import podspec
+from minerguard.compiled_policy import CompiledPolicy
 from minerguard.errors import UnsupportedObjectError
 from minerguard.evaluate import Decision, Finding
-from minerguard.policy import CompiledPolicy
 from minerguard.signatures.engine import Subject
 from webhook import audit, memo, platforms
 from webhook.cluster import Cluster

@@ -1,7 +1,7 @@
 """The app factory: settings in, a FastAPI app out; background parts live in its lifespan.
 
 Policies from files (or the embedded default) are compiled here, so a broken policy file
-fails the start instead of the first review. With a cluster, a :class:`PolicyStore` watches
+fails the start instead of the first review. With a cluster, a :class:`PolicyWatch` watches
 MinerPolicies (the file policies are its fallback) and a :class:`Reporter` writes the audit
 trail; both, the registry client and the API reads start with the server and stop with it.
 """
@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from minerguard.kube.policy_store import PolicyStore
+from minerguard.compiled_policy import CompiledPolicy, load_policy_files
+from minerguard.kube.policy_watch import PolicyWatch
 from minerguard.kube.reporter import Reporter
-from minerguard.policy import CompiledPolicy, load_policy_files
 from webhook import audit, memo, metrics, registry, resolve, routes, tls
 from webhook.admission import Reviewer
 from webhook.cluster import ApiFactory, Cluster, api_factory
@@ -39,13 +39,13 @@ class Services:
     metrics: metrics.Metrics
     reviewer: Reviewer
     resolver: resolve.ImageResolver
-    store: PolicyStore | None = None
+    policy_watch: PolicyWatch | None = None
     reporter: Reporter | None = None
     started: float = field(default_factory=time.monotonic)
 
     def ready(self) -> bool:
         """Policies are in force: synced from the cluster, or files, or the grace is over."""
-        if self.store is None or self.store.synced.is_set():
+        if self.policy_watch is None or self.policy_watch.synced.is_set():
             return True
         return time.monotonic() - self.started > self.settings.policy_sync_grace
 
@@ -92,7 +92,7 @@ def create_app(
         log.info(
             "minerguard webhook ready: %d policies, cluster %s",
             len(fallback),
-            "watched" if services.store else "none",
+            "watched" if services.policy_watch else "none",
         )
         try:
             yield
@@ -129,13 +129,13 @@ def _start(
         size=settings.registry_cache_size,
         observe=series.resolution,
     )
-    store: PolicyStore | None = None
+    policy_watch: PolicyWatch | None = None
     current: Callable[[], Sequence[CompiledPolicy]] = lambda: fallback  # noqa: E731
     if kube is not None:
-        store = PolicyStore(
+        policy_watch = PolicyWatch(
             kube, fallback, on_change=lambda found: series.policies.set(len(found))
         ).start()
-        watched = store
+        watched = policy_watch
         current = lambda: watched.policies  # noqa: E731
     current = memo.MemoPolicies(current)
     sink: audit.Sink = reporter if reporter is not None else audit.LogSink()
@@ -146,12 +146,12 @@ def _start(
         cluster=Cluster(kube) if kube else None,
         sink=sink,
     )
-    return Services(settings, series, reviewer, resolver, store, reporter)
+    return Services(settings, series, reviewer, resolver, policy_watch, reporter)
 
 
 async def _stop(services: Services) -> None:
-    if services.store is not None:
-        services.store.stop(timeout=1.0)
+    if services.policy_watch is not None:
+        services.policy_watch.stop(timeout=1.0)
     if services.reporter is not None:
         await asyncio.to_thread(services.reporter.close, 5.0)
     await services.resolver.client.aclose()

@@ -8,19 +8,19 @@ cluster they go to the log. A ``dryRun`` request has no side effects, so it reco
 
 from __future__ import annotations
 
-import datetime
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from minerguard.api.detection import MinerDetection, MinerDetectionSpec
+from minerguard import detections
+from minerguard.api.detection import MinerDetection, OwnerReference
 from minerguard.evaluate import Finding
 from minerguard.kube.resources import EventSpec, ObjectRef
 from webhook.review import AdmissionRequest
 
 log = logging.getLogger(__name__)
 
-MAX_COMMAND_CHARS = 4096
 WORKLOAD_API_VERSIONS = {
     "Pod": "v1",
     "ReplicationController": "v1",
@@ -62,25 +62,29 @@ def _metadata(obj: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-def _owner(request: AdmissionRequest, kind: str) -> dict[str, Any] | None:
+def _owner(request: AdmissionRequest, kind: str) -> OwnerReference | None:
     metadata = _metadata(request.object)
     if kind != "Pod" and kind in WORKLOAD_API_VERSIONS:
         # A workload is its own owner: it is what makes the pods and what to stop.
-        return {
-            "apiVersion": WORKLOAD_API_VERSIONS[kind],
-            "kind": kind,
-            "name": object_name(request),
-            "uid": metadata.get("uid") or None,
-        }
+        return OwnerReference.model_validate(
+            {
+                "apiVersion": WORKLOAD_API_VERSIONS[kind],
+                "kind": kind,
+                "name": object_name(request),
+                "uid": metadata.get("uid") or None,
+            }
+        )
     refs = metadata.get("ownerReferences")
     for ref in refs if isinstance(refs, list) else ():
         if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind"):
-            return {
-                "apiVersion": ref.get("apiVersion"),
-                "kind": ref.get("kind"),
-                "name": ref.get("name", ""),
-                "uid": ref.get("uid"),
-            }
+            return OwnerReference.model_validate(
+                {
+                    "apiVersion": ref.get("apiVersion"),
+                    "kind": ref.get("kind"),
+                    "name": ref.get("name", ""),
+                    "uid": ref.get("uid"),
+                }
+            )
     return None
 
 
@@ -93,44 +97,23 @@ def object_name(request: AdmissionRequest) -> str:
 
 def detection(request: AdmissionRequest, kind: str, finding: Finding) -> MinerDetection:
     """The MinerDetection for one finding of one request."""
-    verdict = finding.verdict
     metadata = _metadata(request.object)
-    spec = MinerDetectionSpec.model_validate(
-        {
-            "podName": object_name(request) or None,
-            "podUID": metadata.get("uid") or None,
-            "objectKind": kind,
-            "container": finding.container.name,
-            "image": finding.container.image or None,
-            "imageDigest": finding.image_digest,
-            "owner": _owner(request, kind),
-            "layer": "Admission",
-            "score": verdict.score,
-            "reasons": [
-                {"signal": s.name, "detail": s.detail[:1024], "weight": s.weight}
-                for s in verdict.signals
-            ],
-            "evidence": {"commandLine": " ".join(finding.argv)[:MAX_COMMAND_CHARS]},
-            "policy": finding.policy.name,
-            "mode": "Enforce" if finding.policy.enforcing else "Audit",
-            "requestingUser": request.user_info.username or None,
-            "requestingGroups": request.user_info.groups,
-            "actionsRequested": ["Deny" if finding.denies else "Warn"],
-            "observedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-    )
-    namespace = request.namespace or str(metadata.get("namespace") or "default")
-    return MinerDetection.model_validate(
-        {
-            "metadata": {
-                "namespace": namespace,
-                "labels": {
-                    "minerguard.io/layer": "admission",
-                    "minerguard.io/policy": _label(finding.policy.name),
-                },
-            },
-            "spec": spec,
-        }
+    return detections.from_admission(
+        finding,
+        object_kind=kind,
+        object_name=object_name(request) or None,
+        namespace=request.namespace or str(metadata.get("namespace") or "default"),
+        observed_at=time.time(),
+        mode="Enforce" if finding.policy.enforcing else "Audit",
+        labels={
+            "minerguard.io/layer": "admission",
+            "minerguard.io/policy": _label(finding.policy.name),
+        },
+        pod_uid=metadata.get("uid") or None,
+        owner=_owner(request, kind),
+        requesting_user=request.user_info.username or None,
+        requesting_groups=request.user_info.groups,
+        actions_requested=["Deny" if finding.denies else "Warn"],
     )
 
 

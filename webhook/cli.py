@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
+from minerguard.compiled_policy import load_policy_files
 from minerguard.errors import PolicyError
-from minerguard.policy import load_policy_files
 from webhook.app import create_app
 from webhook.settings import WebhookSettings
 from webhook.tls import ReloadingTLS

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from minerguard.cache import BoundedCache, Clock
 from minerguard.kube import client, errors, workloads
 from webhook import auth
-from webhook.cache import Clock, TTLCache
 from webhook.resolve import Keychain
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class Cluster:
     ) -> None:
         self._factory = factory
         self._api: Any = None
-        self._labels: TTLCache[str, dict[str, str]] = TTLCache(4096, ttl, clock)
-        self._objects: TTLCache[tuple[str, str, str], Mapping[str, Any]] = TTLCache(
-            4096, ttl, clock
+        self._labels: BoundedCache[str, dict[str, str]] = BoundedCache(4096, ttl=ttl, clock=clock)
+        self._objects: BoundedCache[tuple[str, str, str], Mapping[str, Any]] = BoundedCache(
+            4096, ttl=ttl, clock=clock
         )
         self.failures = 0
 

@@ -2,7 +2,7 @@
 
 Most admission traffic is the same containers over and over (every replica, every rollout,
 every Deployment and the ReplicaSet and pods it makes). The engine is a pure function of the
-:class:`Subject` (a frozen, hashable dataclass), so its verdicts are kept in a bounded LRU per
+:class:`Subject` (a frozen, hashable dataclass), so its verdicts are kept in a bounded cache per
 compiled policy. Decisions stay with :func:`minerguard.evaluate.evaluate_containers`:
 exemptions and quarantine are applied there, around the engine, on every request. Subjects
 larger than :data:`MAX_SUBJECT_CHARS` are evaluated every time, so a hostile stream of huge
@@ -12,12 +12,12 @@ objects cannot grow the memory held here beyond ``size * MAX_SUBJECT_CHARS``.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from minerguard import podspec
+from minerguard.cache import BoundedCache
+from minerguard.compiled_policy import CompiledPolicy
 from minerguard.evaluate import Decision, evaluate_containers
-from minerguard.policy import CompiledPolicy
 from minerguard.signatures.bundle import Entry
 from minerguard.signatures.engine import Evaluator, Subject, Verdict
 
@@ -35,8 +35,7 @@ class MemoEngine:
 
     def __init__(self, inner: Evaluator, size: int = 2048) -> None:
         self.inner = inner
-        self._size = size
-        self._verdicts: OrderedDict[Subject, Verdict] = OrderedDict()
+        self._verdicts: BoundedCache[Subject, Verdict] = BoundedCache(size)
         self.hits = 0
 
     @property
@@ -48,16 +47,12 @@ class MemoEngine:
         """The inner engine's verdict, from memory when this subject was seen."""
         if _size(subject) > MAX_SUBJECT_CHARS:
             return self.inner.evaluate(subject)
-        verdicts = self._verdicts
-        found = verdicts.get(subject)
+        found = self._verdicts.get(subject)
         if found is not None:
-            verdicts.move_to_end(subject)
             self.hits += 1
             return found
         verdict = self.inner.evaluate(subject)
-        verdicts[subject] = verdict
-        if len(verdicts) > self._size:
-            verdicts.popitem(last=False)
+        self._verdicts.put(subject, verdict)
         return verdict
 
 
@@ -101,9 +96,8 @@ class DecisionMemo:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
         self._policies: object = None
-        self._decisions: OrderedDict[DecisionKey, Decision] = OrderedDict()
+        self._decisions: BoundedCache[DecisionKey, Decision] = BoundedCache(size)
         self.hits = 0
 
     def decide(
@@ -133,7 +127,6 @@ class DecisionMemo:
             )
             found = self._decisions.get(key)
             if found is not None:
-                self._decisions.move_to_end(key)
                 self.hits += 1
                 return found
         decision = evaluate_containers(
@@ -146,7 +139,5 @@ class DecisionMemo:
             image_errors=errors,
         )
         if small:
-            self._decisions[key] = decision
-            if len(self._decisions) > self._size:
-                self._decisions.popitem(last=False)
+            self._decisions.put(key, decision)
         return decision

@@ -16,8 +16,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from minerguard import podspec
+from minerguard.compiled_policy import CompiledPolicy
 from minerguard.evaluate import Decision, Finding, Unverified
-from minerguard.policy import CompiledPolicy
 from webhook.memo import DecisionMemo
 from webhook.registry import MAX_PLATFORMS, RUNNABLE_OS
 from webhook.resolve import PerPlatform, Variant

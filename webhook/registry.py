@@ -20,10 +20,10 @@ import httpx
 import orjson
 
 from minerguard import images
+from minerguard.cache import BoundedCache
 from minerguard.errors import MinerguardError
 from minerguard.podspec import ImageConfig
 from webhook import auth
-from webhook.cache import TTLCache
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -161,7 +161,7 @@ class RegistryClient:
             limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=30),
             headers={"User-Agent": "minerguard-webhook"},
         )
-        self._authorization: TTLCache[tuple[str, str, str], str] = TTLCache(4096, None)
+        self._authorization: BoundedCache[tuple[str, str, str], str] = BoundedCache(4096)
         self.requests = 0
 
     async def aclose(self) -> None:

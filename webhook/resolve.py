@@ -21,10 +21,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from minerguard.cache import BoundedCache, Clock
 from minerguard.images import ImageRef
 from minerguard.podspec import ImageConfig
 from webhook import auth, references, registry
-from webhook.cache import Clock, TTLCache
 from webhook.registry import Platform
 
 Keychain = Mapping[str, auth.Credentials]
@@ -128,13 +128,15 @@ class ImageResolver:
         self._clock = clock
         self._error_ttl = error_ttl
         # A tag names one manifest or index whatever the platform: one entry serves all.
-        self._tags: TTLCache[tuple[str, str, str], str] = TTLCache(size, tag_ttl, clock)
+        self._tags: BoundedCache[tuple[str, str, str], str] = BoundedCache(
+            size, ttl=tag_ttl, clock=clock
+        )
         # (top-level digest, choice) → answer; a pinned choice always holds an ImageConfig.
-        self._configs: TTLCache[tuple[str, PlatformChoice], Resolved] = TTLCache(size, None, clock)
+        self._configs: BoundedCache[tuple[str, PlatformChoice], Resolved] = BoundedCache(size)
         # (index digest, entry manifest digest) → that entry's config, for either choice.
-        self._entries: TTLCache[tuple[str, str], ImageConfig] = TTLCache(size, None, clock)
-        self._errors: TTLCache[tuple[str, PlatformChoice, str], str] = TTLCache(
-            size, error_ttl, clock
+        self._entries: BoundedCache[tuple[str, str], ImageConfig] = BoundedCache(size)
+        self._errors: BoundedCache[tuple[str, PlatformChoice, str], str] = BoundedCache(
+            size, ttl=error_ttl, clock=clock
         )
         self._inflight: dict[tuple[str, PlatformChoice, str], asyncio.Future[Resolved]] = {}
         self._observe = observe

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from minerguard.api.meta import ApiModel, ObjectMeta, ResourceInfo
+from minerguard.api.policy import RuntimeAction
 
 
 class Layer(StrEnum):
@@ -28,6 +31,51 @@ class Phase(StrEnum):
     SUPPRESSED = "Suppressed"
     SKIPPED = "Skipped"
     FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTaken:
+    """One entry of ``status.actionsTaken``: ``Name`` or ``Name: detail`` on the wire.
+
+    The operator appends one as each step completes (``DeletePod: grace 0s``, ``StopOwner:
+    Deployment/web scaled 3->0``, ``Isolate: failed``), the node agent writes its own
+    (``KillProcess: killed ...``). They are read back to resume a handling cut short and to
+    count destructive actions after a restart, so the format is written and parsed here only.
+    """
+
+    name: str
+    detail: str = ""
+
+    FAILED: ClassVar[str] = "failed"
+    """The detail of a step that failed for good (the detection's message says why)."""
+
+    @classmethod
+    def parse(cls, text: str) -> ActionTaken:
+        """The entry a status string records (the name ends at the first colon)."""
+        name, _, detail = text.partition(":")
+        return cls(name.strip(), detail.strip())
+
+    @classmethod
+    def parse_all(cls, raw: object) -> list[ActionTaken]:
+        """Entries of a raw ``actionsTaken`` value as read from the cluster (junk skipped)."""
+        entries: Sequence[object] = raw if isinstance(raw, list) else ()
+        return [cls.parse(text) for text in entries if isinstance(text, str)]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
+    @property
+    def action(self) -> RuntimeAction | None:
+        """The runtime action recorded; None for anything else (the agent's ``RefuseExec``)."""
+        try:
+            return RuntimeAction(self.name)
+        except ValueError:
+            return None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the step failed for good."""
+        return self.detail == self.FAILED
 
 
 class Reason(ApiModel):
@@ -97,7 +145,10 @@ class MinerDetectionStatus(ApiModel):
 
     phase: Phase = Phase.PENDING
     action: str | None = Field(default=None, description="Summary of the actions taken.")
-    actions_taken: list[str] = Field(default_factory=list)
+    actions_taken: list[str] = Field(
+        default_factory=list,
+        description='Steps done, in order, each "Action" or "Action: detail".',
+    )
     message: str | None = None
     acted_at: str | None = None
     occurrences: int = Field(default=1, ge=1, description="Duplicates folded into this one.")

@@ -33,12 +33,29 @@ class AdmissionAction(StrEnum):
 class RuntimeAction(StrEnum):
     """What the agent and the operator do with a runtime detection in Enforce mode."""
 
+    # Declaration order is run order: a new action goes in at its place. Its operator handler is
+    # one entry in minerguard_operator.actions.HANDLERS; `destructive` below says whether the
+    # rate limit counts it (yes unless said otherwise); its RBAC is in the chart's operator role.
     ALERT = "Alert"
     KILL_PROCESS = "KillProcess"
-    DELETE_POD = "DeletePod"
-    STOP_OWNER = "StopOwner"
     ISOLATE = "Isolate"
     QUARANTINE_IMAGE = "QuarantineImage"
+    STOP_OWNER = "StopOwner"
+    DELETE_POD = "DeletePod"
+
+    @property
+    def destructive(self) -> bool:
+        """Whether it changes a workload, and so counts against the policy's ``rateLimit``.
+
+        Every action but ``Alert`` is: said by exclusion, so a new action is counted by the
+        circuit breaker unless it is declared harmless here.
+        """
+        return self is not RuntimeAction.ALERT
+
+    @property
+    def by_agent(self) -> bool:
+        """Whether the node agent carries it out (rate-limited by itself), not the operator."""
+        return self is RuntimeAction.KILL_PROCESS
 
 
 class RegistryFailure(StrEnum):
@@ -109,7 +126,7 @@ class Actions(ApiModel):
     admission: AdmissionAction = Field(default=AdmissionAction.DENY)
     runtime: list[RuntimeAction] = Field(
         default_factory=lambda: [RuntimeAction.ALERT, RuntimeAction.DELETE_POD],
-        description="Runtime actions, in order.",
+        description="Runtime actions; they run in the order of the enum, whatever the order here.",
     )
     pod_deletion_grace_seconds: int = Field(default=0, ge=0, le=3600)
     on_registry_failure: RegistryFailure = Field(

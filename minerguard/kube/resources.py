@@ -8,7 +8,6 @@ never need. Only :mod:`kubernetes.watch` and the client's exceptions are used be
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from minerguard import timestamps
 from minerguard.api.detection import MinerDetection
 from minerguard.api.meta import API_VERSION, GROUP
 from minerguard.api.policy import MinerPolicy
@@ -82,11 +82,6 @@ def request(
         raise errors.translate(err) from err
 
 
-def now() -> str:
-    """The current time as the API writes it."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
     """What an Event is about."""
@@ -110,7 +105,7 @@ class EventSpec:
 
 def event_body(spec: EventSpec, source: str = COMPONENT, host: str | None = None) -> dict[str, Any]:
     """A core/v1 Event as the API wants it (``kubectl get events`` shows these)."""
-    stamp = now()
+    stamp = timestamps.now()
     ref = spec.involved
     return {
         "apiVersion": "v1",

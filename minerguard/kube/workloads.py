@@ -1,13 +1,12 @@
-"""Reading pods, their owners and the workloads a background scan looks at, as plain dicts.
+"""Reading and patching built-in objects (pods, the workloads that make them, namespaces) as dicts.
 
-Objects are read as raw JSON (``_preload_content=False``): the operator passes them on to pure
-code (:mod:`minerguard.evaluate`, :mod:`minerguard.response`) that works on the API's own
-camelCase shape, and skipping the client's model round trip keeps enforcement fast.
+Objects are read as raw JSON (``_preload_content=False``): callers pass them on to pure code
+(:mod:`minerguard.evaluate`, the operator's decisions) that works on the API's own camelCase
+shape, and skipping the client's model round trip keeps enforcement and admission fast.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,6 @@ from typing import Any
 from kubernetes import client
 
 from minerguard.kube import errors, resources
-from minerguard.response import marks
-
-MAX_OWNER_DEPTH = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,48 +113,3 @@ def list_namespace_labels(api: client.ApiClient) -> dict[str, dict[str, str]]:
         labels = metadata.get("labels") or {}
         found[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
     return found
-
-
-def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The ownerReference marked ``controller: true``, if any.
-
-    An isolated pod released from its owner keeps the reference in an annotation; it still
-    counts, so stopping the owner after a restart finds it.
-    """
-    metadata = obj.get("metadata") or {}
-    for ref in metadata.get("ownerReferences") or ():
-        if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind") in KINDS:
-            return ref
-    released = (metadata.get("annotations") or {}).get(marks.RELEASED_OWNER)
-    if released:
-        try:
-            ref = json.loads(released)
-        except ValueError:
-            return None
-        if isinstance(ref, dict) and ref.get("kind") in KINDS and ref.get("name"):
-            return ref
-    return None
-
-
-def owner_chain(api: client.ApiClient, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The controllers above an object, nearest first (ReplicaSet, then its Deployment).
-
-    Stops at an owner that no longer exists or whose uid differs from the reference (a new
-    object under the old name is not the owner).
-    """
-    chain: list[dict[str, Any]] = []
-    namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
-    current: Mapping[str, Any] = obj
-    for _ in range(MAX_OWNER_DEPTH):
-        ref = controller_ref(current)
-        if ref is None:
-            break
-        owner = find(api, str(ref["kind"]), namespace, str(ref.get("name")))
-        if owner is None:
-            break
-        uid = (owner.get("metadata") or {}).get("uid")
-        if ref.get("uid") and uid and ref.get("uid") != uid:
-            break
-        chain.append(owner)
-        current = owner
-    return chain

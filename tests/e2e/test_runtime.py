@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e import cluster
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -15,21 +16,26 @@ def test_a_miner_exec_later_is_detected_its_pod_deleted_and_its_deployment_stopp
 ) -> None:
     case.create("deployment-good.yaml")
     case.create("deployment-bad.yaml")
-    worker = cluster.wait_for("the benign worker to run", lambda: case.pods("worker"), timeout=180)
-    sleeper = cluster.wait_for("the sleeper to start", lambda: case.pods("sleeper"), timeout=180)
+    worker = wait_for(
+        lambda: case.pods("worker"), 180, what="the benign worker to run", interval=cluster.POLL
+    )
+    sleeper = wait_for(
+        lambda: case.pods("sleeper"), 180, what="the sleeper to start", interval=cluster.POLL
+    )
     worker_uid = worker[0].metadata.uid
     sleeper_name = sleeper[0].metadata.name
 
     # The agent reports the exec (or the behaviour) of the miner.
-    detections = cluster.wait_for(
-        "a runtime MinerDetection for the sleeper",
+    detections = wait_for(
         lambda: [
             d
             for d in case.detections()
             if d["spec"].get("podName") == sleeper_name
             and d["spec"].get("layer") in {"Exec", "Behaviour", "Network"}
         ],
-        timeout=180,
+        180,
+        what="a runtime MinerDetection for the sleeper",
+        interval=cluster.POLL,
     )
     spec = detections[0]["spec"]
     assert spec["policy"] == "e2e-runtime-exec-later"
@@ -37,12 +43,18 @@ def test_a_miner_exec_later_is_detected_its_pod_deleted_and_its_deployment_stopp
     assert "xmrig" in spec.get("evidence", {}).get("commandLine", "")
 
     # The operator deletes the pod and stops the Deployment from recreating it.
-    cluster.wait_for(
-        "the Deployment to be scaled to 0",
+    wait_for(
         lambda: case.deployment("sleeper").spec.replicas == 0,
-        timeout=120,
+        120,
+        what="the Deployment to be scaled to 0",
+        interval=cluster.POLL,
     )
-    cluster.wait_for("the miner's pod to be gone", lambda: not case.pods("sleeper"), timeout=120)
+    wait_for(
+        lambda: not case.pods("sleeper"),
+        120,
+        what="the miner's pod to be gone",
+        interval=cluster.POLL,
+    )
 
     # `kubectl get md -A` and the Events show it.
     listed = cluster.kubectl("get", "md", "-A")
@@ -54,18 +66,14 @@ def test_a_miner_exec_later_is_detected_its_pod_deleted_and_its_deployment_stopp
         cluster.GROUP, cluster.VERSION, "minerdetections"
     )
     assert any(d["spec"].get("podName") == sleeper_name for d in everywhere["items"])
-    events = cluster.wait_for(
-        "Events about the miner",
-        lambda: [
-            e
-            for e in case.events()
-            if (e.reason or "").startswith("Miner")
-            and e.involved_object.name
-            in {sleeper_name, "sleeper", detections[0]["metadata"]["name"]}
-        ],
-        timeout=60,
+    about = {sleeper_name, "sleeper", detections[0]["metadata"]["name"]}
+    wanted = {"MinerDetected", "MinerPodDeleted", "MinerOwnerStopped"}  # on pod and Deployment
+    wait_for(
+        lambda: wanted <= {e.reason for e in case.events() if e.involved_object.name in about},
+        60,
+        what=f"Events {sorted(wanted)} about the miner",
+        interval=cluster.POLL,
     )
-    assert events
 
     # The benign workload beside it is untouched.
     worker_now = case.pods("worker")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from minerguard import evaluate
-from minerguard.policy import CompiledPolicy, default_policy
+from minerguard.compiled_policy import CompiledPolicy, default_policy
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 MALICIOUS = sorted((CORPUS / "malicious").glob("*.yaml"))

@@ -118,3 +118,20 @@ def test_the_images_own_entrypoint_is_not_expanded() -> None:
     raw = {"name": "c", "image": "x", "env": [{"name": "HOME", "value": "/root"}]}
     container = podspec.container(raw, podspec.ContainerKind.CONTAINER)
     assert podspec.effective_argv(container, image) == ("/bin/run", "$(HOME)")
+
+
+@pytest.mark.parametrize(
+    ("image_id", "digest"),
+    [
+        ("docker.io/library/nginx@sha256:ab12", "sha256:ab12"),
+        ("docker-pullable://nginx@sha256:ab12", "sha256:ab12"),
+        ("sha256:ab12", "sha256:ab12"),
+        ("docker://nginx:1.27", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_digest_is_read_from_the_image_id_the_kubelet_reports(
+    image_id: str | None, digest: str | None
+) -> None:
+    assert images.digest_of(image_id) == digest

@@ -3,16 +3,12 @@ from typing import Any
 
 import pytest
 
-from minerguard import evaluate, podspec
-from minerguard.api.policy import MinerPolicy
+from minerguard import evaluate, manifests, podspec
+from minerguard.compiled_policy import default_policy, load_policy_file
 from minerguard.errors import PolicyError
-from minerguard.policy import compile_policy, default_policy, load_policy_file
+from tests.support import policy
 
 WALLET = "4" + "A" + "1" * 93
-
-
-def policy(**spec: Any) -> MinerPolicy:
-    return MinerPolicy.model_validate({"metadata": {"name": "p", "generation": 3}, "spec": spec})
 
 
 def pod(command: list[str], namespace: str = "apps", image: str = "busybox") -> dict[str, Any]:
@@ -36,20 +32,20 @@ def test_enforce_denies_with_one_line_naming_container_signal_and_policy() -> No
 
 
 def test_audit_allows_and_warns() -> None:
-    decision = evaluate.evaluate_object(pod(MINER), [compile_policy(policy(mode="Audit"))])
+    decision = evaluate.evaluate_object(pod(MINER), [policy(mode="Audit")])
     assert decision.allowed
     assert decision.warnings
     assert "pool-url" in decision.warnings[0]
 
 
 def test_warn_action_allows_in_enforce_mode() -> None:
-    audit = compile_policy(policy(actions={"admission": "Warn"}))
+    audit = policy(actions={"admission": "Warn"})
     assert evaluate.evaluate_object(pod(MINER), [audit]).allowed
 
 
 def test_excluded_namespaces_and_selectors_limit_coverage() -> None:
     assert evaluate.evaluate_object(pod(MINER, "kube-system"), [default_policy()]).allowed
-    selective = compile_policy(policy(namespaceSelector={"matchLabels": {"team": "data"}}))
+    selective = policy(namespaceSelector={"matchLabels": {"team": "data"}})
     assert evaluate.evaluate_object(pod(MINER), [selective], namespace_labels={}).allowed
     decision = evaluate.evaluate_object(pod(MINER), [selective], namespace_labels={"team": "data"})
     assert not decision.allowed
@@ -66,20 +62,18 @@ def test_excluded_namespaces_and_selectors_limit_coverage() -> None:
     ],
 )
 def test_exemptions_are_honoured(exemptions: dict[str, Any]) -> None:
-    compiled = compile_policy(policy(exemptions=exemptions))
+    compiled = policy(exemptions=exemptions)
     assert evaluate.evaluate_object(pod(MINER), [compiled]).allowed
 
 
 def test_policy_signatures_extend_the_builtin_bundle() -> None:
-    compiled = compile_policy(
-        policy(signatures={"poolHosts": ["pool.corp.example"], "poolPorts": [14444]})
-    )
+    compiled = policy(signatures={"poolHosts": ["pool.corp.example"], "poolPorts": [14444]})
     decision = evaluate.evaluate_object(pod(["app", "pool.corp.example:14444"]), [compiled])
     assert not decision.allowed
 
 
 def test_without_builtin_signatures_only_the_policys_own_apply() -> None:
-    compiled = compile_policy(policy(builtinSignatures=False, signatures={"binaries": ["foo"]}))
+    compiled = policy(builtinSignatures=False, signatures={"binaries": ["foo"]})
     assert evaluate.evaluate_object(pod(MINER[:3]), [compiled]).allowed
 
 
@@ -90,8 +84,8 @@ def test_unverifiable_images_follow_the_policys_choice() -> None:
         "spec": {"containers": [{"name": "c", "image": "r/i"}]},
     }
     errors = {"r/i": "registry unreachable"}
-    allow = compile_policy(policy())
-    deny = compile_policy(policy(actions={"onRegistryFailure": "Deny"}))
+    allow = policy()
+    deny = policy(actions={"onRegistryFailure": "Deny"})
     allowed = evaluate.evaluate_object(no_command, [allow], image_errors=errors)
     assert allowed.allowed
     assert "not verified" in allowed.warnings[0]
@@ -116,9 +110,7 @@ def test_image_config_supplies_the_entrypoint() -> None:
 
 def test_quarantined_digests_are_refused_anywhere() -> None:
     digest = "sha256:" + "ab" * 32
-    raw = policy().model_dump(by_alias=True)
-    raw["status"] = {"quarantinedImages": [{"digest": digest}]}
-    compiled = compile_policy(MinerPolicy.model_validate(raw))
+    compiled = policy(status={"quarantinedImages": [{"digest": digest}]})
     benign = pod(["nginx"], image=f"r/web@{digest}")
     decision = evaluate.evaluate_object(benign, [compiled])
     assert not decision.allowed
@@ -137,7 +129,7 @@ def test_quarantined_digests_are_refused_anywhere() -> None:
 )
 def test_broken_policies_are_refused_naming_the_field(spec: dict[str, Any], field: str) -> None:
     with pytest.raises(PolicyError) as err:
-        compile_policy(policy(**spec))
+        policy(**spec)
     assert field in err.value.field
 
 
@@ -151,3 +143,27 @@ def test_policy_files_are_loaded_with_errors_naming_file_and_document(tmp_path: 
     )
     with pytest.raises(PolicyError, match=r"bad.yaml\[1\]: spec.mode"):
         load_policy_file(bad)
+
+
+def test_policy_files_are_read_with_the_manifest_readers_checks(tmp_path: Path) -> None:
+    listed = tmp_path / "list.yaml"
+    listed.write_text(
+        "kind: MinerPolicyList\nitems:\n"
+        "- {apiVersion: minerguard.io/v1alpha1, kind: MinerPolicy, metadata: {name: a}}\n"
+        "- {apiVersion: minerguard.io/v1alpha1, kind: MinerPolicy, metadata: {name: b}}\n"
+    )
+    assert [p.name for p in load_policy_file(listed)] == ["a", "b"]
+    as_json = tmp_path / "p.json"
+    as_json.write_text('{"kind": "MinerPolicy", "metadata": {"name": "j"}}')
+    assert [p.name for p in load_policy_file(as_json)] == ["j"]
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(manifests.MAX_INPUT_BYTES + 10)
+    with pytest.raises(PolicyError, match=r"huge.yaml: larger than"):
+        load_policy_file(huge)
+    with pytest.raises(PolicyError, match=r"missing.yaml: cannot read"):
+        load_policy_file(tmp_path / "missing.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just text\n")
+    with pytest.raises(PolicyError, match=r"scalar.yaml\[0\]: a str, not a Kubernetes object"):
+        load_policy_file(scalar)

@@ -1,25 +1,46 @@
+"""``minerguard scan``: exit codes, outputs and errors, through the command's entry point.
+
+The command runs in-process (``cli.main``) to keep unit tests quick; one test starts
+``python -m minerguard`` for real.
+"""
+
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from minerguard import scan
+from minerguard import cli, manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "manifests"
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "minerguard", "scan", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, stdin: str | None = None) -> Result:
+    """``minerguard scan ARGS`` with ``stdin``, as the shell would see it."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(["scan", *args])
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        sys.stdin = saved
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def test_scan_of_the_examples_denies_the_miners_and_passes_the_rest() -> None:
@@ -92,10 +113,10 @@ def test_malformed_input_is_a_clear_error_naming_the_file(
 def test_a_huge_document_is_refused_without_reading_it_all(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     with path.open("wb") as handle:
-        handle.truncate(scan.MAX_INPUT_BYTES + 10)
+        handle.truncate(manifests.MAX_INPUT_BYTES + 10)
     result = run(str(path))
     assert result.returncode == 2
-    assert "larger than" in result.stderr or "binary" in result.stderr
+    assert f"larger than {manifests.MAX_INPUT_BYTES >> 20} MiB" in result.stderr
 
 
 def test_an_invalid_policy_is_a_usage_error(tmp_path: Path) -> None:
@@ -113,5 +134,6 @@ def test_unknown_subcommands_and_missing_paths_are_usage_errors() -> None:
         [sys.executable, "-m", "minerguard", "nope"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
+    assert "unknown command 'nope'" in result.stderr
     assert run().returncode == 2
     assert run("/nonexistent/x.yaml").returncode == 2

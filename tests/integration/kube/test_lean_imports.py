@@ -23,7 +23,7 @@ import json, sys, time
 from minerguard.api.detection import MinerDetection
 from minerguard.kube import client, errors, reporter, resources
 from minerguard.kube.pods import PodCache
-from minerguard.kube.policy_store import PolicyStore
+from minerguard.kube.policy_watch import PolicyWatch
 
 url = sys.argv[1]
 
@@ -41,8 +41,8 @@ def until(condition, timeout=10.0):
 
 api = factory()
 cache = PodCache(factory, "node-a", watch_timeout=5).start()
-store = PolicyStore(factory, watch_timeout=5).start()
-assert cache.synced.wait(10) and store.synced.wait(10)
+policy_watch = PolicyWatch(factory, watch_timeout=5).start()
+assert cache.synced.wait(10) and policy_watch.synced.wait(10)
 
 namespace = {"apiVersion": "v1", "kind": "Namespace"}
 namespace["metadata"] = {"name": "apps", "labels": {"team": "a"}}
@@ -68,7 +68,7 @@ policy = {
 resources.request(
     api, "POST", resources.path("minerguard.io/v1alpha1", "minerpolicies"), body=policy
 )
-until(lambda: [p.name for p in store.policies] == ["audit"])
+until(lambda: [p.name for p in policy_watch.policies] == ["audit"])
 try:
     resources.get_policy(api, "missing")
 except errors.NotFound:
@@ -88,7 +88,7 @@ assert writer.submit(detection, event)
 assert writer.flush(10) and writer.written == 1 and writer.failed == 0
 writer.close(1)
 cache.stop(1)
-store.stop(1)
+policy_watch.stop(1)
 
 heavy = ("kubernetes.client.api.", "kubernetes.client.models.")
 print(json.dumps(sorted(name for name in sys.modules if name.startswith(heavy))))

@@ -1,7 +1,5 @@
 """The node's pod cache follows pods (and namespace labels) in the emulated cluster."""
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
@@ -9,13 +7,7 @@ from kubernetes import client as k8s
 from minerguard.kube import client
 from minerguard.kube.pods import PodCache, parse_pod
 from tests.kube_emulator import EmulatorThread
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+from tests.support import wait_for
 
 
 def pod(name: str, node: str, container_id: str | None = None) -> Any:

@@ -6,6 +6,7 @@ import time
 from minerguard.api.detection import MinerDetection
 from minerguard.kube import client, reporter, resources
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 
 def detection(pod: str = "miner-1") -> MinerDetection:
@@ -53,10 +54,7 @@ def test_an_api_outage_loses_nothing_and_order_is_kept() -> None:
     )
     for index in range(5):
         assert writer.submit(detection(f"miner-{index}"))
-    deadline = time.monotonic() + 5
-    while writer.retried < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert writer.retried >= 2
+    wait_for(lambda: writer.retried >= 2, 5, what="two retries")
     assert writer.pending == 5
     writer.close(timeout=0.5)
 

@@ -15,21 +15,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from minerguard import policy as policy_mod
-from minerguard.policy import CompiledPolicy
+from minerguard.compiled_policy import CompiledPolicy
 from node_agent import errors
 from node_agent.agent import Agent
-from node_agent.finding import Finding
-from node_agent.procfs import ProcFS
-from node_agent.report import PodRef
+from node_agent.kernel.procfs import ProcFS
+from node_agent.records import Finding, PodRef
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
+from tests.support import policy, wait_for
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio")
@@ -226,23 +224,14 @@ def miner_argv(port: int, seconds: float, *extra: str) -> list[str]:
     return [sys.executable, "-c", MINER, str(port), str(seconds), *extra]
 
 
-def compile_policy(text: str) -> CompiledPolicy:
-    return policy_mod.compile_policy(policy_mod.parse_policy(yaml.safe_load(text), "test"))
-
-
 def make_policy(pool_port: int = 3333, kill: bool = False, window: int = 10) -> CompiledPolicy:
-    actions = "[Alert, KillProcess]" if kill else "[Alert]"
-    return compile_policy(
-        f"""
-apiVersion: minerguard.io/v1alpha1
-kind: MinerPolicy
-metadata: {{name: it}}
-spec:
-  builtinSignatures: true
-  signatures: {{poolPorts: [{pool_port}], binaries: [xmrig, sysupdate]}}
-  behaviour: {{windowSeconds: {window}}}
-  actions: {{runtime: {actions}}}
-"""
+    """The policy these tests judge by: built-in signatures plus a pool port and two names."""
+    return policy(
+        "it",
+        builtinSignatures=True,
+        signatures={"poolPorts": [pool_port], "binaries": ["xmrig", "sysupdate"]},
+        behaviour={"windowSeconds": window},
+        actions={"runtime": ["Alert", "KillProcess"] if kill else ["Alert"]},
     )
 
 
@@ -260,14 +249,23 @@ class Collect:
     def for_pod(self, pod: Pod) -> list[Finding]:
         return [f for f in self.findings if f.pod_uid == pod.uid]
 
-    def wait_for(self, pod: Pod, layer: str, timeout: float) -> Finding | None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            found = [f for f in self.for_pod(pod) if f.layer == layer]
-            if found:
-                return found[0]
-            time.sleep(0.05)
-        return None
+    def wait_for(self, pod: Pod, layer: str, timeout: float, *, what: str = "") -> Finding:
+        """The pod's first finding in ``layer``; fails the test if none comes in time."""
+        return self.wait_for_match(
+            lambda f: f.pod_uid == pod.uid and f.layer == layer,
+            timeout,
+            what=what or f"a {layer} finding for pod {pod.uid}",
+        )
+
+    def wait_for_match(
+        self, match: Callable[[Finding], bool], timeout: float, *, what: str
+    ) -> Finding:
+        """The first finding that ``match`` accepts; fails naming ``what`` and what was found."""
+        return wait_for(
+            lambda: next((f for f in list(self.findings) if match(f)), None),
+            timeout,
+            what=lambda: f"{what}; found instead: {[f.summary for f in self.findings]}",
+        )
 
 
 class RunningAgent:
@@ -283,7 +281,7 @@ class RunningAgent:
 def running_agent(compiled: CompiledPolicy, **overrides: object) -> Iterator[RunningAgent]:
     """The real agent (proc connector, real cgroups) in a thread, judging pods only."""
     values: dict[str, object] = {
-        "standalone": True,
+        "no_cluster": True,
         "sample_interval": 0.5,
         "rescan_interval": 1.0,
         "discover_every": 1,
@@ -335,10 +333,10 @@ def children(proc: ProcFS, parent: int) -> list[int]:
 
 
 def wait_for_exe(proc: ProcFS, pid: int, path: str, timeout: float = 5) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    """Wait until process ``pid`` runs the executable at ``path``."""
+
+    def runs_it() -> bool:
         exe = proc.exe(pid)
-        if exe is not None and exe.path == path:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} never ran {path}")
+        return exe is not None and exe.path == path
+
+    wait_for(runs_it, timeout, what=f"process {pid} to run {path}", interval=0.02)

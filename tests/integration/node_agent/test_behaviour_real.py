@@ -37,7 +37,6 @@ def test_an_unthrottled_miner_without_signatures_is_found_by_behaviour_and_kille
         found = running.sink.wait_for(miner, "Behaviour", timeout=15)
         latency = time.monotonic() - started
         process.wait(timeout=5)
-    assert found is not None
     assert latency < 30
     signals = {r.signal for r in found.reasons}
     assert "pool-port-connection" in signals
@@ -59,9 +58,14 @@ def test_a_duty_cycled_miner_is_detected_across_its_off_phases(
     pods.append(pod)
     # 250 s on / 90 s off, scaled down 100x; window 10 s
     with running_agent(make_policy(pool_port=pool.port)) as running:
-        pod.spawn(miner_argv(pool.port, 12, "2.5", "0.9"))
+        process = pod.spawn(miner_argv(pool.port, 12, "2.5", "0.9"))
         found = running.sink.wait_for(pod, "Behaviour", timeout=14)
-    assert found is not None
+    assert found.pid == process.pid
+    signals = {r.signal for r in found.reasons}
+    assert "pool-port-connection" in signals
+    assert signals & {"cpu-saturated", "cpu-self-capped"}, (
+        "CPU evidence, whatever the off phases; on a loaded 2-core box it may share a core"
+    )
 
 
 def test_a_masquerading_fork_and_exit_launcher_is_detected_without_any_network(
@@ -76,7 +80,6 @@ def test_a_masquerading_fork_and_exit_launcher_is_detected_without_any_network(
     with running_agent(make_policy()) as running:
         pod.spawn([str(binary), "-c", LAUNCHER, "12"]).wait(timeout=5)
         found = running.sink.wait_for(pod, "Behaviour", timeout=12)
-    assert found is not None
     signals = {r.signal for r in found.reasons}
     assert "fork-and-exit-launcher" in signals
     assert "kernel-thread-name" in signals

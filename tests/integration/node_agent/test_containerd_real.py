@@ -16,19 +16,18 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from node_agent.finding import Finding
-from node_agent.inspect_process import snapshot
-from node_agent.procfs import Executable, ProcFS
+from node_agent.judge.inspect_process import snapshot
+from node_agent.kernel.procfs import Executable, ProcFS
 from tests.integration.webhook import oci
+from tests.support import wait_for
 
 from .conftest import (
-    Collect,
     Pod,
     children,
     make_policy,
@@ -141,6 +140,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
+def _log_tail(folder: Path) -> str:
+    return (folder / "containerd.log").read_text()[-3000:]
+
+
 def _busybox_image(registry: str, busybox: str) -> str:
     """Push busybox-static plus applet links; returns the repository:tag to pull."""
     repository, tag = "tools/busybox", "it"
@@ -177,18 +180,24 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
         with oci.Registry(storage, folder) as registry:
             reference = _busybox_image(registry.url, busybox)
             with (folder / "containerd.log").open("wb") as log:
-                process = subprocess.Popen(
+                process = started = subprocess.Popen(
                     [binary, "--config", str(_config(folder))],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            deadline = time.monotonic() + 15
-            while not socket.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log_text = (folder / "containerd.log").read_text()[-3000:]
-                    pytest.fail(f"containerd did not start: {log_text}")
-                time.sleep(0.02)
+
+            def listening() -> bool:
+                if started.poll() is not None:
+                    pytest.fail(f"containerd exited: {_log_tail(folder)}")
+                return socket.exists()
+
+            wait_for(
+                listening,
+                15,
+                what=lambda: f"containerd's socket; its log: {_log_tail(folder)}",
+                interval=0.02,
+            )
             daemon = Containerd(ctr, folder, f"{registry.host}/{reference}")
             daemon.run("images", "pull", "--plain-http", daemon.image)
         # The registry is no longer needed: the image is in containerd's content store.
@@ -251,16 +260,6 @@ def containerd_container(daemon: Containerd, script: str) -> Iterator[tuple[Pod,
         remove_runtime_cgroups(rel)
 
 
-def wait_for(sink: Collect, match: Callable[[Finding], bool], timeout: float) -> Finding | None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = [f for f in list(sink.findings) if match(f)]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    return None
-
-
 MINER = "sleep {seconds}; : stratum+tcp://127.0.0.1:3333 --donate-level=1"
 
 # A shipped busybox runs a miner-looking shell in the background, then the container drops a
@@ -280,7 +279,9 @@ def test_a_containerd_container_from_a_registry_image_is_attributed_and_reported
         running_agent(make_policy()) as running,
         containerd_container(containerd, MINER.format(seconds=6)) as (pod, pid),
     ):
-        found = wait_for(running.sink, lambda f: f.pid == pid and f.layer == "Exec", timeout=8)
+        found = running.sink.wait_for_match(
+            lambda f: f.pid == pid and f.layer == "Exec", 8, what=f"an Exec finding for pid {pid}"
+        )
         mnt_ns = Path(f"/proc/{pid}/ns/mnt").readlink()
         pid_ns = Path(f"/proc/{pid}/ns/pid").readlink()
         root = Path(f"/proc/{pid}/root/").stat()
@@ -289,7 +290,6 @@ def test_a_containerd_container_from_a_registry_image_is_attributed_and_reported
     assert pid_ns != Path("/proc/self/ns/pid").readlink()
     ours = Path("/").stat()
     assert (root.st_dev, root.st_ino) != (ours.st_dev, ours.st_ino), "not a container: same /"
-    assert found is not None, f"no Exec finding for pid {pid}: {running.sink.findings}"
     assert (found.pod_uid, found.container_id) == (pod.uid, pod.container_id)
     assert found.cgroup.endswith(f"kubepods/besteffort/pod{pod.uid}/{pod.container_id}")
     assert found.executable == "/bin/busybox"
@@ -313,15 +313,15 @@ def test_a_binary_dropped_into_a_containerd_container_is_not_in_its_image(
         ]
         dropped_snap = snapshot(proc, pid)
         shipped_snaps = [snapshot(proc, c) for c in sleepers]
-        dropped = wait_for(
-            running.sink,
+        dropped = running.sink.wait_for_match(
             lambda f: f.pod_uid == pod.uid and f.executable == "/opt/xmrig",
-            timeout=8,
+            8,
+            what="a finding for the dropped /opt/xmrig",
         )
-        shipped = wait_for(
-            running.sink,
+        shipped = running.sink.wait_for_match(
             lambda f: f.pod_uid == pod.uid and "--donate-level=2" in (f.command_line or ""),
-            timeout=8,
+            8,
+            what="a finding for the shipped busybox shell",
         )
         findings = running.sink.for_pod(pod)
         # The dropped copy really is in containerd's overlayfs snapshot of this container.
@@ -331,10 +331,8 @@ def test_a_binary_dropped_into_a_containerd_container_is_not_in_its_image(
     assert dropped_snap.upper_layer is True
     assert shipped_snaps, "the shipped busybox shell was not found"
     assert all(s.upper_layer is False for s in shipped_snaps)
-    assert dropped is not None, findings
     assert (dropped.pod_uid, dropped.container_id) == (pod.uid, pod.container_id)
     assert {"not-in-image", "pool-url"} <= {r.signal for r in dropped.reasons}
-    assert shipped is not None, findings
     assert shipped.executable == "/bin/busybox"
     assert "pool-url" in {r.signal for r in shipped.reasons}
     for finding in findings:
@@ -350,18 +348,23 @@ def test_kill_process_kills_the_miner_in_a_containerd_container(
         containerd_container(containerd, MINER.format(seconds=60)) as (pod, pid),
     ):
         started = time.monotonic()
-        found = wait_for(running.sink, lambda f: f.pid == pid and f.layer == "Exec", timeout=8)
-        while Path(f"/proc/{pid}").exists() and time.monotonic() - started < 10:
-            time.sleep(0.02)
+        found = running.sink.wait_for_match(
+            lambda f: f.pid == pid and f.layer == "Exec", 8, what=f"an Exec finding for pid {pid}"
+        )
+        wait_for(
+            lambda: not Path(f"/proc/{pid}").exists(),
+            10,
+            what=f"the miner {pid} to be killed",
+            interval=0.02,
+        )
         gone_after = time.monotonic() - started
-        deadline = time.monotonic() + 5
-        while containerd.task_status(pod.container_id) != "STOPPED":
-            assert time.monotonic() < deadline, "containerd never saw its task stop"
-            time.sleep(0.05)
-    assert found is not None, running.sink.findings
+        wait_for(
+            lambda: containerd.task_status(pod.container_id) == "STOPPED",
+            5,
+            what="containerd to see its task stop",
+        )
     assert (found.pod_uid, found.container_id) == (pod.uid, pod.container_id)
     assert "pool-url" in {r.signal for r in found.reasons}
     assert found.actions_taken, found.summary
     assert found.actions_taken[0].startswith("KillProcess: killed"), found.actions_taken
-    assert not Path(f"/proc/{pid}").exists(), "the miner survived"
     assert gone_after < 5, f"the miner lived {gone_after:.1f} s"

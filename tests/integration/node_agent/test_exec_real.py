@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.connector import ProcConnector
-from node_agent.events import EventKind
+from node_agent.kernel.connector import ProcConnector
+from node_agent.kernel.events import EventKind
+from tests.support import wait_for
 
 from .conftest import Pod, make_policy, require_root, running_agent
 
@@ -43,9 +44,12 @@ def test_proc_connector_sees_fork_exec_and_exit_of_a_short_process() -> None:
         child = subprocess.Popen(["/bin/true"])
         child.wait(timeout=5)
         seen: set[EventKind] = set()
-        end = time.monotonic() + 3
-        while time.monotonic() < end and len(seen) < 3:
-            seen |= {e.kind for e in source.poll(0.2) if e.pid == child.pid}
+
+        def all_three() -> bool:
+            seen.update(e.kind for e in source.poll(0.2) if e.pid == child.pid)
+            return len(seen) == 3
+
+        wait_for(all_three, 3, what=lambda: f"fork, exec and exit (seen: {seen})", interval=0)
         assert seen == {EventKind.FORK, EventKind.EXEC, EventKind.EXIT}
     finally:
         source.close()
@@ -64,7 +68,6 @@ def test_a_renamed_miner_in_a_pod_is_reported_within_100_ms_of_exec(
             [str(binary), "-c", script, "--donate-level=1", "-o", "stratum+tcp://127.0.0.1:3333"]
         )
         found = running.sink.wait_for(pod, "Exec", timeout=5)
-    assert found is not None
     assert found.container_id == pod.container_id
     assert found.executable == str(binary)
     assert {"miner-binary", "pool-url"} <= {r.signal for r in found.reasons}
@@ -83,7 +86,6 @@ def test_a_miner_with_a_plain_name_and_plain_arguments_is_known_by_its_bytes(
     with running_agent(make_policy()) as running:
         pod.spawn([str(binary), "3"])
         found = running.sink.wait_for(pod, "Exec", timeout=5)
-    assert found is not None
     assert found.executable == str(binary)
     # no signature in name, argv or environment: the bytes decide (tmp_path is scratch space)
     assert {r.signal for r in found.reasons} - {"scratch-executable"} == {"miner-content"}
@@ -107,10 +109,12 @@ def test_config_file_only_and_environment_only_miners_are_reported(
             sleeper,
             env={"POOL_URL": "stratum+tcp://127.0.0.1:3333", "WALLET": WALLET, "PATH": "/usr/bin"},
         )
-        by_config = running.sink.wait_for(config_pod, "Exec", timeout=5)
-        by_env = running.sink.wait_for(env_pod, "Exec", timeout=5)
-    assert by_config is not None, "the config file named by -c was not read"
-    assert by_env is not None, "the environment was not read"
+        by_config = running.sink.wait_for(
+            config_pod, "Exec", timeout=5, what="a finding from the config file named by -c"
+        )
+        by_env = running.sink.wait_for(
+            env_pod, "Exec", timeout=5, what="a finding from the environment"
+        )
     assert any("file" in r.detail for r in by_config.reasons)
     assert any("env" in r.detail for r in by_env.reasons)
 
@@ -121,7 +125,6 @@ def test_argv_rewritten_after_exec_is_caught_by_the_rescan(pods: list[Pod]) -> N
     with running_agent(make_policy()) as running:
         pod.spawn([sys.executable, "-c", REWRITE, "x" * 80])
         found = running.sink.wait_for(pod, "Exec", timeout=6)
-    assert found is not None
     assert found.command_line is not None
     assert found.command_line.startswith("xmrig")
     assert "found-by-rescan" in {r.signal for r in found.reasons}

@@ -8,7 +8,6 @@ import contextlib
 import shutil
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,19 +20,14 @@ from minerguard.kube import client
 from node_agent.incluster import InCluster
 from node_agent.settings import AgentSettings
 from tests.kube_emulator import EmulatorThread
+from tests.support import create_policy, wait_for
 
 from .conftest import Pod, StratumPool
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(90)]
 NODE = "node-a"
 DETECTIONS = "minerguard.io/v1alpha1/minerdetections"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+POLICY = "cluster-policy"
 
 
 def register(kube: EmulatorThread, pod: Pod, namespace: str, name: str, node: str = NODE) -> None:
@@ -71,21 +65,14 @@ def register(kube: EmulatorThread, pod: Pod, namespace: str, name: str, node: st
     k8s.CoreV1Api(client.api_client(kube.url)).create_namespaced_pod(namespace, body)
 
 
-def create_policy(kube: EmulatorThread, pool_port: int) -> None:
-    k8s.CustomObjectsApi(client.api_client(kube.url)).create_cluster_custom_object(
-        "minerguard.io",
-        "v1alpha1",
-        "minerpolicies",
-        {
-            "apiVersion": "minerguard.io/v1alpha1",
-            "kind": "MinerPolicy",
-            "metadata": {"name": "cluster-policy"},
-            "spec": {
-                "signatures": {"binaries": ["xmrig"], "poolPorts": [pool_port]},
-                "behaviour": {"windowSeconds": 10},
-                "actions": {"runtime": ["Alert"]},
-            },
-        },
+def create_cluster_policy(kube: EmulatorThread, pool_port: int) -> None:
+    """The policy the agent judges by, as an admin would have applied it."""
+    create_policy(
+        k8s.CustomObjectsApi(client.api_client(kube.url)),
+        POLICY,
+        signatures={"binaries": ["xmrig"], "poolPorts": [pool_port]},
+        behaviour={"windowSeconds": 10},
+        actions={"runtime": ["Alert"]},
     )
 
 
@@ -106,7 +93,9 @@ def incluster_agent(factory: Callable[[], Any]) -> Iterator[InCluster]:
     agent = InCluster(settings, client_factory=factory)
     stop = threading.Event()
     agent.start(sync_timeout=10)
-    wait_for(lambda: [p.name for p in agent.policy_set.policies] == ["cluster-policy"])
+    wait_for(
+        lambda: [p.name for p in agent.policy_set.policies] == [POLICY], what="the policy to sync"
+    )
     thread = threading.Thread(target=agent.run, kwargs={"duration": 60, "stop": stop})
     thread.start()
     try:
@@ -136,10 +125,10 @@ def test_a_miner_in_a_pod_on_this_node_is_written_as_a_detection_and_an_event(
     miner = Pod()
     pods.append(miner)
     register(kube, miner, "apps", "web-5d8f-abcde")
-    create_policy(kube, pool.port)
+    create_cluster_policy(kube, pool.port)
     with incluster_agent(lambda: client.api_client(kube.url)) as agent:
         process = miner.spawn(miner_argv(renamed_miner, 3, pool.port))
-        wait_for(lambda: bool(kube.objects(DETECTIONS, "apps")), timeout=10)
+        wait_for(lambda: kube.objects(DETECTIONS, "apps"), what="a detection in apps")
         process.wait(timeout=10)
         assert agent.reporter.flush(5)
         metrics = urllib.request.urlopen(
@@ -155,7 +144,7 @@ def test_a_miner_in_a_pod_on_this_node_is_written_as_a_detection_and_an_event(
     assert spec["imageDigest"] == "sha256:" + "b" * 64
     assert spec["owner"]["kind"] == "ReplicaSet"
     assert spec["layer"] == "Exec"
-    assert spec["policy"] == "cluster-policy"
+    assert spec["policy"] == POLICY
     assert spec["actionsRequested"] == ["Alert"]
     assert spec["evidence"]["pid"] == process.pid
     assert spec["evidence"]["containerID"] == miner.container_id
@@ -183,13 +172,13 @@ def test_the_agent_itself_excluded_namespaces_and_other_nodes_pods_are_left_alon
     pods.append(elsewhere)
     register(kube, elsewhere, "apps", "remote", node="node-b")
     register(kube, reported, "apps", "local")
-    create_policy(kube, pool.port)
+    create_cluster_policy(kube, pool.port)
     with incluster_agent(lambda: client.api_client(kube.url)) as agent:
         assert agent.pod_cache.find("apps", "remote") is None
         assert agent.pod_cache.find("apps", "local") is not None
         assert own.uid in agent.ignore_pods
         procs = [p.spawn(miner_argv(renamed_miner, 2, pool.port)) for p in (own, system, reported)]
-        wait_for(lambda: bool(kube.objects(DETECTIONS, "apps")), timeout=10)
+        wait_for(lambda: kube.objects(DETECTIONS, "apps"), what="a detection in apps")
         for proc in procs:
             proc.wait(timeout=10)
         assert agent.reporter.flush(5)
@@ -205,12 +194,12 @@ def test_detections_made_during_an_api_outage_are_buffered_then_written(
     miner = Pod()
     pods.append(miner)
     register(kube, miner, "apps", "batch-1")
-    create_policy(kube, pool.port)
+    create_cluster_policy(kube, pool.port)
     target = {"url": kube.url}
     with incluster_agent(lambda: client.api_client(target["url"])) as agent:
         target["url"] = "http://127.0.0.1:9"  # refused: new connections fail from now on
         process = miner.spawn(miner_argv(renamed_miner, 2, pool.port))
-        wait_for(lambda: agent.reporter.retried >= 2, timeout=10)
+        wait_for(lambda: agent.reporter.retried >= 2, what="two failed writes")
         assert agent.reporter.pending >= 1
         assert kube.objects(DETECTIONS) == []
         target["url"] = kube.url  # the outage ends

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from minerguard.signatures.content import builtin_scanner
-from node_agent import gating, kill, netconn
-from node_agent.exe_content import ExecutableContent
-from node_agent.fanotify import Decider, ExecGate, GateDecision
-from node_agent.policyset import PolicySet
-from node_agent.procfs import ProcFS
+from node_agent.judge.agent_policy import AgentPolicies
+from node_agent.judge.exe_content import ExecutableContent
+from node_agent.kernel import kill, netconn
+from node_agent.kernel.fanotify import Decider, ExecGate, GateDecision
+from node_agent.kernel.procfs import ProcFS
+from node_agent.layers import gating
+from node_agent.records import Connection
+from tests.support import wait_for
 
 from .conftest import StratumPool, make_policy, require_root, require_tool
 
@@ -46,7 +49,7 @@ MINER_STRINGS = b"\0stratum+tcp://%s\0mining.subscribe\0randomx\0"
 
 
 def gate_decider() -> Decider:
-    return gating.decider(PolicySet([make_policy()]), ExecutableContent(builtin_scanner()))
+    return gating.decider(AgentPolicies([make_policy()]), ExecutableContent(builtin_scanner()))
 
 
 def test_the_exec_gate_refuses_a_miner_by_name_or_by_content_and_allows_the_rest(
@@ -164,12 +167,13 @@ def test_connections_inside_a_pod_network_namespace_are_read_from_the_host() -> 
         )
         try:
             proc = ProcFS()
-            found: list[netconn.Connection] = []
-            end = time.monotonic() + 8
-            while time.monotonic() < end and not found:
+
+            def outbound() -> list[Connection]:
                 with contextlib.suppress(Exception):
-                    found = netconn.outbound(netconn.connections(proc, client.pid))
-                time.sleep(0.1)
+                    return netconn.outbound(netconn.connections(proc, client.pid))
+                return []
+
+            found = wait_for(outbound, 8, what="the miner's connection", interval=0.1)
             assert [(c.remote_address, c.remote_port) for c in found] == [(pool_ip, 3333)]
             assert (
                 Path(f"/proc/{client.pid}/ns/net").readlink()

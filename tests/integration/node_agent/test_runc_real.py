@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from node_agent import masquerade
-from node_agent.inspect_process import snapshot
-from node_agent.procfs import Executable, ProcFS
+from node_agent.judge import masquerade
+from node_agent.judge.inspect_process import snapshot
+from node_agent.kernel.procfs import Executable, ProcFS
+from tests.support import wait_for
 
 from .conftest import (
     Pod,
@@ -114,7 +115,6 @@ def test_a_runc_container_process_is_attributed_and_its_miner_command_reported(
     ):
         found = running.sink.wait_for(pod, "Exec", timeout=8)
         assert Path(f"/proc/{pid}/ns/pid").readlink() != Path("/proc/self/ns/pid").readlink()
-    assert found is not None
     assert found.container_id == pod.container_id
     assert found.executable == "/bin/busybox"
     assert "pool-url" in {r.signal for r in found.reasons}
@@ -158,7 +158,6 @@ def test_the_agent_reports_a_miner_dropped_into_a_container_as_not_in_the_image(
         runc_container(tmp_path, MINER_DROPPER, overlay=True) as (pod, _pid),
     ):
         found = running.sink.wait_for(pod, "Exec", timeout=8)
-    assert found is not None
     assert found.executable == "/opt/xmrig"
     assert "not-in-image" in {r.signal for r in found.reasons}
 
@@ -172,7 +171,6 @@ def test_a_shipped_binary_in_an_overlay_container_is_not_flagged(tmp_path: Path)
         ) as (pod, _pid),
     ):
         found = running.sink.wait_for(pod, "Exec", timeout=8)
-    assert found is not None
     assert found.executable == "/bin/busybox"
     assert "not-in-image" not in {r.signal for r in found.reasons}
 
@@ -194,9 +192,9 @@ def test_the_exec_gate_marks_a_new_container_and_refuses_a_miner_it_downloads(
         running_agent(make_policy(), exec_gate=True) as running,
         runc_container(tmp_path, GATED, overlay=True) as (pod, _pid),
     ):
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline and not (tmp_path / "upper" / "dropped").exists():
-            time.sleep(0.05)
+        wait_for(
+            (tmp_path / "upper" / "dropped").exists, 8, what="the container to try the download"
+        )
         refused = [f for f in running.sink.findings if "RefuseExec" in f.actions_taken]
         counts = running.agent.counters.snapshot()
     assert counts.get("gate_containers_marked") == 1

@@ -1,52 +1,35 @@
-"""Run the real operator (operator/main.py, real kopf) against the kmock emulator.
+"""Run the real operator (minerguard_operator, real kopf) against the kmock emulator.
 
-The handler file is loaded by path, once per process, the way ``minerguard operator`` loads it;
-each test starts its own operator (own Runtime, own kopf loop on a thread) and stops it.
+The operator is imported by name, as ``minerguard operator`` and ``kopf run -m`` import it; each
+test starts its own operator (own Runtime, own kopf loop on a thread) and stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from kubernetes import client
 
-from minerguard.response.settings import OperatorSettings
+from minerguard_operator import cli, handlers
+from minerguard_operator.runtime import Runtime
+from minerguard_operator.settings import OperatorSettings
+from tests import support
 
-OPERATOR_MAIN = Path(__file__).resolve().parents[3] / "operator" / "main.py"
-MODULE_NAME = "minerguard_operator_main"
 GROUP, VERSION = "minerguard.io", "v1alpha1"
 DIGEST = "sha256:" + "ab" * 32
-
-
-def operator_module() -> ModuleType:
-    """operator/main.py, loaded by path once (its handlers live in its own registry)."""
-    loaded = sys.modules.get(MODULE_NAME)
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, OPERATOR_MAIN)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+POLICY = "default"
+"""The name of the policy a scene gets unless it names one (detections name it too)."""
 
 
 class OperatorThread:
     """One operator on its own thread and event loop."""
 
     def __init__(self, settings: OperatorSettings) -> None:
-        self.module = operator_module()
-        self.runtime: Any = self.module.build_runtime(settings)
+        self.runtime: Runtime = handlers.build_runtime(settings)
         self.ready = threading.Event()
         self.stop_flag = threading.Event()
         self.error: BaseException | None = None
@@ -54,9 +37,7 @@ class OperatorThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(
-                self.module.operate(self.runtime, ready_flag=self.ready, stop_flag=self.stop_flag)
-            )
+            asyncio.run(cli.operate(self.runtime, ready_flag=self.ready, stop_flag=self.stop_flag))
         except BaseException as err:  # surfaced by stop()
             self.error = err
 
@@ -96,18 +77,6 @@ def running(url: str, **overrides: Any) -> Iterator[OperatorThread]:
         thread.stop()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 class Cluster:
     """Typed helpers over the real client for building test scenes."""
 
@@ -137,16 +106,10 @@ class Cluster:
         }
         self.core.create_namespace(body)
 
-    def policy(self, name: str = "default", **spec: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "MinerPolicy",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-        return dict(self.custom.create_cluster_custom_object(GROUP, VERSION, "minerpolicies", body))
+    def policy(self, name: str = POLICY, **spec: Any) -> dict[str, Any]:
+        return support.create_policy(self.custom, name, **spec)
 
-    def get_policy(self, name: str = "default") -> dict[str, Any]:
+    def get_policy(self, name: str = POLICY) -> dict[str, Any]:
         return dict(self.custom.get_cluster_custom_object(GROUP, VERSION, "minerpolicies", name))
 
     def pod(
@@ -241,7 +204,7 @@ class Cluster:
         pod: str,
         namespace: str = "apps",
         *,
-        policy: str = "default",
+        policy: str = POLICY,
         signal: str = "pool-connection",
         container: str = "main",
         **extra: Any,
@@ -301,8 +264,7 @@ class Cluster:
             status = self.detection_status(name, namespace)
             return status if status.get("phase") not in (None, "Pending") else None
 
-        result: dict[str, Any] = wait_for(phase, timeout, f"detection {name} to settle")
-        return result
+        return support.wait_for(phase, timeout, what=f"detection {name} to settle")
 
     def exists(self, kind: str, name: str, namespace: str = "apps") -> bool:
         reader = {

@@ -1,9 +1,9 @@
-"""A kopf handler file that ``kopf run`` loads after operator/main.py in test_peering.
+"""A kopf handler module that ``kopf run`` imports after the operator's in test_peering.
 
 It shortens kopf's peering lifetime (``settings.peering.lifetime``, 60 s by default, which the
 operator leaves as it is) to ``PEERING_LIFETIME`` seconds, so a replica killed without a clean
-exit is seen as dead within seconds. It registers into operator/main.py's registry, which that
-file makes kopf's default; nothing else of the operator changes.
+exit is seen as dead within seconds. It registers into the operator's registry, which
+``minerguard_operator.handlers`` makes kopf's default; nothing else of the operator changes.
 """
 
 from __future__ import annotations

@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
-from minerguard.policy import compile_policy, parse_policy
-from minerguard.response import marks
-from tests.integration.operator.harness import DIGEST, Cluster, running, wait_for
+from minerguard.api.detection import ActionTaken
+from minerguard.api.policy import RuntimeAction
+from minerguard.compiled_policy import compile_policy, parse_policy
+from minerguard_operator.decide import marks
+from tests.integration.operator.harness import DIGEST, Cluster, running
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +171,12 @@ def test_isolation_denies_egress_and_keeps_the_pod_released_from_its_owner(
         cluster.detection("miner-1", name)
         status = cluster.settled("miner-1")
     assert status["phase"] == "Acted"
-    assert [s.split(":")[0] for s in status["actionsTaken"]] == ["Alert", "Isolate", "StopOwner"]
+    taken = ActionTaken.parse_all(status["actionsTaken"])
+    assert [entry.action for entry in taken] == [
+        RuntimeAction.ALERT,
+        RuntimeAction.ISOLATE,
+        RuntimeAction.STOP_OWNER,
+    ]
     assert "DeletePod replaced by Isolate" in status["message"]
     kept = cluster.raw(cluster.core.read_namespaced_pod(name, "apps"))
     assert kept["metadata"]["labels"] == {marks.ISOLATED: uid}
@@ -293,3 +301,25 @@ def test_a_pod_recreated_under_the_same_name_is_not_deleted(
         status = cluster.settled("miner-1")
     assert status["actionsTaken"] == ["DeletePod: pod already gone"]
     assert cluster.exists("Pod", "db-0")
+
+
+def test_a_namespace_selector_covers_namespaces_by_their_labels(
+    kube: EmulatorThread, cluster: Cluster
+) -> None:
+    cluster.namespace("apps", {"env": "dev"})
+    cluster.namespace("prod", {"env": "prod"})
+    cluster.policy(
+        namespaceSelector={"matchLabels": {"env": "prod"}}, actions={"runtime": ["DeletePod"]}
+    )
+    cluster.pod("p1", "apps")
+    cluster.pod("p2", "prod")
+    with running(kube.url):
+        cluster.detection("d1", "p1", "apps")
+        cluster.detection("d2", "p2", "prod")
+        skipped = cluster.settled("d1", "apps")
+        acted = cluster.settled("d2", "prod")
+    assert skipped["phase"] == "Skipped"
+    assert skipped["message"] == 'namespace apps is not covered by "default"'
+    assert acted["phase"] == "Acted"
+    assert cluster.exists("Pod", "p1", "apps")
+    assert not cluster.exists("Pod", "p2", "prod")

@@ -1,25 +1,30 @@
-"""operator/main.py as kopf and ``minerguard operator`` run it: by path, with flags, metrics."""
+"""The operator as ``minerguard operator`` and ``kopf run -m`` start it: by name, flags, metrics.
+
+The subprocesses run isolated (``python -I``, from a directory outside the checkout): neither
+the working directory nor ``PYTHONPATH`` is on ``sys.path``, so they find only what is installed.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.integration.operator.harness import (
-    OPERATOR_MAIN,
-    Cluster,
-    operator_module,
-    running,
-    wait_for,
-)
+from tests.integration.operator.harness import Cluster, running
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
+
+HANDLERS = "minerguard_operator.handlers"
 
 
 def free_port() -> int:
@@ -28,41 +33,67 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_flags_become_settings() -> None:
-    module = operator_module()
-    settings = module.parse_args(
-        [
-            "-n",
-            "apps",
-            "-n",
-            "web",
-            "--peering",
-            "mg",
-            "--priority",
-            "100",
-            "--kube-server",
-            "http://x",
-            "--metrics-port",
-            "9",
-        ]
+def isolated_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(extra)
+    return env
+
+
+def test_minerguard_operator_imports_the_installed_package_by_name(tmp_path: Path) -> None:
+    minerguard = Path(sys.executable).with_name("minerguard")
+    result = subprocess.run(
+        [str(minerguard), "operator", "--help"],
+        cwd=tmp_path,
+        env=isolated_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    assert settings.namespaces == ["apps", "web"]
-    assert (settings.peering_name, settings.priority, settings.metrics_port) == ("mg", 100, 9)
-    kwargs = module.operator_kwargs(module.build_runtime(settings))
-    assert kwargs["standalone"] is False
-    assert kwargs["clusterwide"] is False
-    assert kwargs["peering_name"] == "mg"
-    assert module.parse_args(["--all-namespaces", "--standalone"]).namespaces == []
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: minerguard operator")
+    assert "--peering" in result.stdout
+    assert "--kube-server" in result.stdout
 
 
-def test_kopf_runs_the_handler_file_by_path(
+def test_kopf_imports_the_handlers_by_name_in_a_process_of_its_own(
+    kube: EmulatorThread, cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.policy(actions={"runtime": ["DeletePod"]})
+    cluster.pod("p1")
+    env = isolated_env(
+        MINERGUARD_OPERATOR_KUBE_SERVER=kube.url, MINERGUARD_OPERATOR_LOG_FORMAT="plain"
+    )
+    command = [sys.executable, "-I", "-m", "kopf", "run", "-A", "--standalone", "-m", HANDLERS]
+    log = tmp_path / "operator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    try:
+        cluster.detection("d1", "p1")
+        status = cluster.settled("d1", timeout=30)
+    except AssertionError:
+        print(log.read_text(errors="replace")[-6000:])
+        raise
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    assert status["phase"] == "Acted"
+    assert not cluster.exists("Pod", "p1")
+    assert process.returncode == 0, log.read_text(errors="replace")[-6000:]
+
+
+def test_kopf_runs_the_handlers_module_by_name(
     kube: EmulatorThread, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MINERGUARD_OPERATOR_KUBE_SERVER", kube.url)
     monkeypatch.setenv("MINERGUARD_OPERATOR_HOUSEKEEPING_SECONDS", "0.5")
     cluster.policy(actions={"runtime": ["DeletePod"]})
     cluster.pod("p1")
-    runner: Any = KopfRunner(["run", "-A", "--standalone", str(OPERATOR_MAIN)], timeout=30)
+    runner: Any = KopfRunner(["run", "-A", "--standalone", "-m", HANDLERS], timeout=30)
     with runner:
         cluster.detection("d1", "p1")
         status = cluster.settled("d1")
@@ -70,7 +101,6 @@ def test_kopf_runs_the_handler_file_by_path(
     assert runner.exit_code == 0
     assert status["phase"] == "Acted"
     assert not cluster.exists("Pod", "p1")
-    assert os.environ["MINERGUARD_OPERATOR_KUBE_SERVER"] == kube.url
 
 
 def test_metrics_are_served(kube: EmulatorThread, cluster: Cluster) -> None:

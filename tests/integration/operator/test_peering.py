@@ -1,6 +1,6 @@
 """Two operator replicas peered the way the chart runs them: one acts, the other stands by.
 
-Both replicas are the real operator (operator/main.py, real kopf) with a peering name and
+Both replicas are the real operator (minerguard_operator, real kopf) with a peering name and
 different priorities, meeting in a ClusterKopfPeering object on the emulator, whose CRD is the
 chart's own (``charts/minerguard/files/kopf/peering-crds.yaml``), created through the API as
 ``helm install`` does. Failover is tested twice: after a clean stop (kopf removes its own record
@@ -24,20 +24,16 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.integration.operator.harness import (
-    OPERATOR_MAIN,
-    Cluster,
-    OperatorThread,
-    settings_for,
-    wait_for,
-)
+from tests.integration.operator.harness import Cluster, OperatorThread, settings_for
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 PEERING = "minerguard"
-PEERING_CRD = Path(__file__).resolve().parents[3] / "charts/minerguard/files/kopf/peering-crds.yaml"
-LIFETIME_FILE = Path(__file__).with_name("peering_lifetime.py")
+ROOT = Path(__file__).resolve().parents[3]
+PEERING_CRD = ROOT / "charts/minerguard/files/kopf/peering-crds.yaml"
+LIFETIME = "tests.integration.operator.peering_lifetime"
 PEERINGS = ("kopf.dev", "v1", "clusterkopfpeerings")
 ACTIVE, STANDBY = 200, 100
 PAUSING = "Pausing operations in favour of"  # kopf._core.engines.peering
@@ -106,8 +102,10 @@ def standby_alone(
     cluster.pod("p1")
     cluster.pod("p2")
     standby = start(replicas, url, STANDBY)
-    wait_for(lambda: standby.runtime.identity in peers(cluster), 15, "the standby's keep-alive")
-    wait_for(lambda: logged(caplog, standby, RESUMING), 15, "the standby to run alone")
+    wait_for(
+        lambda: standby.runtime.identity in peers(cluster), 15, what="the standby's keep-alive"
+    )
+    wait_for(lambda: logged(caplog, standby, RESUMING), 15, what="the standby to run alone")
     return standby
 
 
@@ -119,10 +117,10 @@ def test_only_the_higher_priority_replica_acts_and_the_standby_takes_over(
 ) -> None:
     standby = standby_alone(replicas, cluster, kube.url, caplog)
     active = start(replicas, kube.url, ACTIVE)
-    wait_for(lambda: active.runtime.identity in peers(cluster), 15, "the active's keep-alive")
-    pausing = wait_for(lambda: logged(caplog, standby, PAUSING), 15, "the standby to pause")
+    wait_for(lambda: active.runtime.identity in peers(cluster), 15, what="the active's keep-alive")
+    pausing = wait_for(lambda: logged(caplog, standby, PAUSING), 15, what="the standby to pause")
     assert active.runtime.identity in pausing[0]
-    wait_for(lambda: logged(caplog, active, RESUMING), 15, "the active to run")
+    wait_for(lambda: logged(caplog, active, RESUMING), 15, what="the active to run")
     assert not logged(caplog, active, PAUSING)
     assert {k: v["priority"] for k, v in peers(cluster).items()} == {
         standby.runtime.identity: STANDBY,
@@ -140,8 +138,8 @@ def test_only_the_higher_priority_replica_acts_and_the_standby_takes_over(
     # the standby resumes without waiting for the peer's lifetime (60 s) to run out.
     active.stop()
     gone = active.runtime.identity
-    wait_for(lambda: gone not in peers(cluster), 5, "the stopped replica's record to go")
-    wait_for(lambda: logged(caplog, standby, RESUMING)[1:], 15, "the standby to resume")
+    wait_for(lambda: gone not in peers(cluster), 5, what="the stopped replica's record to go")
+    wait_for(lambda: logged(caplog, standby, RESUMING)[1:], 15, what="the standby to resume")
     cluster.detection("d2", "p2")
     second = cluster.settled("d2", timeout=15)
     wait_for(lambda: cluster.events("apps", "MinerDetected", "p2"), what="the second event")
@@ -175,15 +173,17 @@ def test_the_standby_takes_over_from_a_killed_replica_within_its_lifetime(
         "PEERING_LIFETIME": str(lifetime),
     }
     command = [sys.executable, "-m", "kopf", "run", "-A", "--peering", PEERING]
-    command += ["--priority", str(ACTIVE), str(OPERATOR_MAIN), str(LIFETIME_FILE)]
+    command += ["--priority", str(ACTIVE), "-m", "minerguard_operator.handlers", "-m", LIFETIME]
     log = tmp_path / "active.log"
-    with log.open("wb") as out:
-        active = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:  # from the checkout's root: `python -m` finds tests.* there
+        active = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     replicas.callback(active.wait, 10)
     replicas.callback(active.kill)
     try:
-        wait_for(lambda: identity in peers(cluster), 30, "the active's keep-alive")
-        pausing = wait_for(lambda: logged(caplog, standby, PAUSING), 15, "the standby to pause")
+        wait_for(lambda: identity in peers(cluster), 30, what="the active's keep-alive")
+        pausing = wait_for(
+            lambda: logged(caplog, standby, PAUSING), 15, what="the standby to pause"
+        )
         assert identity in pausing[0]
         assert peers(cluster)[identity]["lifetime"] == lifetime
         assert peers(cluster)[identity]["priority"] == ACTIVE
@@ -203,7 +203,9 @@ def test_the_standby_takes_over_from_a_killed_replica_within_its_lifetime(
     expires = datetime.datetime.fromisoformat(left["lastseen"]) + datetime.timedelta(
         seconds=lifetime
     )
-    wait_for(lambda: logged(caplog, standby, RESUMING)[1:], lifetime + 10, "the standby to resume")
+    wait_for(
+        lambda: logged(caplog, standby, RESUMING)[1:], lifetime + 10, what="the standby to resume"
+    )
     assert datetime.datetime.now(datetime.UTC) >= expires  # it did wait for the lifetime
     cluster.detection("d2", "p2")
     second = cluster.settled("d2", timeout=15)
@@ -211,6 +213,6 @@ def test_the_standby_takes_over_from_a_killed_replica_within_its_lifetime(
     assert second["phase"] == "Alerted"
     assert second["actionsTaken"] == ["Alert"]
     assert handled(standby) == 1  # d2 only
-    wait_for(lambda: identity not in peers(cluster), 10, "the dead peer to be cleaned up")
+    wait_for(lambda: identity not in peers(cluster), 10, what="the dead peer to be cleaned up")
     assert len(cluster.events("apps", "MinerDetected", "p1")) == 1
     assert len(cluster.events("apps", "MinerDetected", "p2")) == 1

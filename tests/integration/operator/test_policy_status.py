@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.operator.harness import Cluster, running, wait_for
+from tests.integration.operator.harness import Cluster, running
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from minerguard.response.timestamps import format_time
-from tests.integration.operator.harness import Cluster, running, wait_for
+from minerguard.timestamps import format_time
+from tests.integration.operator.harness import Cluster, running
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from minerguard.response import marks
-from tests.integration.operator.harness import Cluster, running, wait_for
+from minerguard_operator.decide import marks
+from tests.integration.operator.harness import Cluster, running
 from tests.kube_emulator import EmulatorThread
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 MINER = ["xmrig", "-o", "stratum+tcp://pool.example:3333", "-u", "wallet"]
@@ -24,7 +25,9 @@ def test_existing_miners_are_recorded_once_and_left_running(
         cluster.policy(actions={"runtime": ["DeletePod", "StopOwner"]})
         found = wait_for(
             lambda: (
-                len(items := kube.objects("minerguard.io/v1alpha1/minerdetections")) == 2 and items
+                items
+                if len(items := kube.objects("minerguard.io/v1alpha1/minerdetections")) == 2
+                else None
             ),
             what="scan",
         )

@@ -7,7 +7,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.integration.webhook import certs, oci
+from tests.support import policy_document, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 WALLET = "4" + "A" * 94
@@ -155,16 +155,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
 
 def policy_file(folder: Path, name: str, **spec: Any) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "minerguard.io/v1alpha1",
-                "kind": "MinerPolicy",
-                "metadata": {"name": name},
-                "spec": spec,
-            }
-        )
-    )
+    path.write_text(yaml.safe_dump(policy_document(name, **spec)))
     return path
 
 
@@ -202,17 +193,19 @@ class Server:
         self.client = httpx.Client(base_url=self.url, verify=pki.client_context(), timeout=20)
 
     def wait_ready(self, timeout: float = 30) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"webhook exited: {self.log.read_text()[-3000:]}")
             try:
-                if self.client.get("/readyz").status_code == 200:
-                    return self
+                return self.client.get("/readyz").status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"webhook not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+                return False
+
+        try:
+            wait_for(ready, timeout, what="the webhook to be ready")
+        except AssertionError as err:
+            raise RuntimeError(f"{err}: {self.log.read_text()[-3000:]}") from err
+        return self
 
     def post(self, review: Mapping[str, Any] | bytes) -> httpx.Response:
         if isinstance(review, bytes):

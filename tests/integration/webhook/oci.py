@@ -3,7 +3,7 @@
 - :class:`Registry`: Debian's ``docker-registry`` (distribution 2.8) on a free port with a
   temporary storage folder, optionally with token auth against :class:`TokenServer`.
 - :func:`push_image` / :func:`push_index`: a standard-library pusher (blobs, OCI manifests,
-  OCI indexes), as in ENVIRONMENT.md §2.
+  OCI indexes) speaking the distribution API's upload protocol.
 - :class:`TokenServer`: the distribution token protocol (``GET /token?service&scope`` with
   optional Basic credentials → an ES256 JWT carrying its certificate in ``x5c``), trusted by
   the registry through ``rootcertbundle``.
@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from tests.support import wait_for
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -193,16 +195,20 @@ class Registry:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
                 status, _, _ = _http("GET", f"{self.url}/v2/")
-                if status in (200, 401):
-                    return self
             except OSError:
-                time.sleep(0.05)
-        self.__exit__(None, None, None)
-        raise RuntimeError("docker-registry did not start within 10 s")
+                return False
+            return status in (200, 401)  # 401: the token-protected one asks for a token
+
+        try:
+            wait_for(answers, 10, what="docker-registry to start")
+        except AssertionError:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
     def __exit__(
         self,

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.webhook import certs
 from tests.integration.webhook.conftest import PKI, ServerFactory
 from tests.integration.webhook.reviews import container, pod, review
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 FAST_RELOAD = {"MINERGUARD_WEBHOOK_TLS_RELOAD_SECONDS": "0.2"}
@@ -21,6 +22,14 @@ def handshake(url: str, context: ssl.SSLContext) -> int:
     """A fresh connection (a new TLS handshake) verifying the server against ``context``."""
     with httpx.Client(verify=context, timeout=5) as client:
         return client.get(f"{url}/healthz").status_code
+
+
+def serves(url: str, context: ssl.SSLContext) -> bool:
+    """Whether a fresh handshake verifying against ``context`` succeeds (and /healthz answers)."""
+    try:
+        return handshake(url, context) == 200
+    except httpx.ConnectError:
+        return False
 
 
 def test_a_client_that_verifies_the_certificate_gets_decisions(serve: ServerFactory) -> None:
@@ -46,14 +55,7 @@ def test_a_rotated_certificate_is_served_without_a_restart(serve: ServerFactory,
     pid = server.process.pid
     rotated = certs.authority("rotated CA")
     certs.serving(rotated, pki.cert, pki.key)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert handshake(server.url, pki.client_context(rotated)) == 200
-            break
-        except httpx.ConnectError:
-            assert time.monotonic() < deadline, "the new certificate was never served"
-            time.sleep(0.1)
+    wait_for(lambda: serves(server.url, pki.client_context(rotated)), what="the new certificate")
     with pytest.raises(httpx.ConnectError):
         handshake(server.url, pki.client_context())
     assert server.process.pid == pid
@@ -77,14 +79,7 @@ def test_a_half_written_certificate_keeps_the_old_one_serving(
     assert handshake(server.url, pki.client_context()) == 200
     rotated = certs.authority("rotated CA")
     certs.serving(rotated, pki.cert, pki.key)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert handshake(server.url, pki.client_context(rotated)) == 200
-            return
-        except httpx.ConnectError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    wait_for(lambda: serves(server.url, pki.client_context(rotated)), what="the new certificate")
 
 
 def test_several_workers_serve_and_each_reloads_the_certificate(

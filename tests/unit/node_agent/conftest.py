@@ -1,11 +1,11 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from minerguard import policy
-from node_agent.policyset import PolicySet
-from node_agent.procfs import ProcFS
+from node_agent.judge.agent_policy import AgentPolicies
+from node_agent.kernel.procfs import ProcFS
+from tests.support import policy
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 POD1 = "0f6c1d2e-3b4a-4c5d-8e9f-a0b1c2d3e4f5"
@@ -29,22 +29,19 @@ def cgroup_v2() -> Path:
     return DATA / "cgroup" / "v2"
 
 
-POLICY_YAML = """\
-apiVersion: minerguard.io/v1alpha1
-kind: MinerPolicy
-metadata: {name: golden}
-spec:
-  builtinSignatures: false
-  signatures:
-    binaries: [xmrig]
-    poolPorts: [3333]
-    poolHosts: [pool.test.invalid]
-  behaviour: {windowSeconds: 120}
-  actions: {runtime: [Alert, KillProcess]}
-"""
+GOLDEN_POLICY: dict[str, Any] = {
+    "builtinSignatures": False,
+    "signatures": {
+        "binaries": ["xmrig"],
+        "poolPorts": [3333],
+        "poolHosts": ["pool.test.invalid"],
+    },
+    "behaviour": {"windowSeconds": 120},
+    "actions": {"runtime": ["Alert", "KillProcess"]},
+}
+"""The spec of the policy the golden /proc tree is judged by: the miner there matches it."""
 
 
 @pytest.fixture
-def golden_policies() -> PolicySet:
-    document = yaml.safe_load(POLICY_YAML)
-    return PolicySet([policy.compile_policy(policy.parse_policy(document, "test"))])
+def golden_policies() -> AgentPolicies:
+    return AgentPolicies([policy("golden", **GOLDEN_POLICY)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from minerguard.api.policy import RateLimit
-from minerguard.response.breaker import CircuitBreaker
+from minerguard_operator.decide.breaker import CircuitBreaker
 
 
 class Clock:

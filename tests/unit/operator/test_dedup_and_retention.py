@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from minerguard.response import records, retention
-from minerguard.response.dedup import DedupIndex, Fold
-from minerguard.response.records import DedupKey
+from minerguard_operator.decide import records, retention
+from minerguard_operator.decide.dedup import DedupIndex, Fold
+from minerguard_operator.decide.records import DedupKey
 
 KEY = DedupKey("apps", "p1", "main", "pool-connection")
 

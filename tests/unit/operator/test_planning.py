@@ -7,20 +7,16 @@ from typing import Any
 import pytest
 
 from minerguard.api.detection import MinerDetection, Phase
-from minerguard.api.policy import MinerPolicy
-from minerguard.policy import CompiledPolicy, compile_policy
-from minerguard.response import planning
-from minerguard.response.planning import Step
+from minerguard.api.policy import RuntimeAction
+from minerguard.compiled_policy import CompiledPolicy
+from minerguard_operator.decide import planning
+from tests.support import POLICY_NAME, policy
 
 TARGET = planning.Target(namespace="apps", pod_labels={"app": "web"}, image="docker.io/x/app:1")
 
 
-def policy(**spec: Any) -> CompiledPolicy:
-    return compile_policy(MinerPolicy.model_validate({"metadata": {"name": "p"}, "spec": spec}))
-
-
 def detection(**spec: Any) -> MinerDetection:
-    base = {"layer": "Behaviour", "score": 2, "podName": "web-1", "policy": "p"}
+    base = {"layer": "Behaviour", "score": 2, "podName": "web-1", "policy": POLICY_NAME}
     return MinerDetection.model_validate(
         {"metadata": {"name": "d", "namespace": "apps"}, "spec": {**base, **spec}}
     )
@@ -29,21 +25,26 @@ def detection(**spec: Any) -> MinerDetection:
 def plan(
     compiled: CompiledPolicy | None, target: planning.Target = TARGET, **spec: Any
 ) -> planning.Plan:
-    return planning.plan(detection(**spec), compiled, target, policy_name="p")
+    return planning.plan(detection(**spec), compiled, target, policy_name=POLICY_NAME)
 
 
 def test_steps_run_in_a_safe_order_whatever_order_the_policy_lists() -> None:
     planned = plan(
         policy(actions={"runtime": ["DeletePod", "StopOwner", "QuarantineImage", "Alert"]})
     )
-    assert planned.steps == (Step.ALERT, Step.QUARANTINE_IMAGE, Step.STOP_OWNER, Step.DELETE_POD)
+    assert planned.steps == (
+        RuntimeAction.ALERT,
+        RuntimeAction.QUARANTINE_IMAGE,
+        RuntimeAction.STOP_OWNER,
+        RuntimeAction.DELETE_POD,
+    )
     assert planned.phase is Phase.ACTED
     assert planned.destructive
 
 
 def test_isolate_replaces_delete_and_kill_process_is_left_to_the_agent() -> None:
     planned = plan(policy(actions={"runtime": ["KillProcess", "Isolate", "DeletePod"]}))
-    assert planned.steps == (Step.ISOLATE,)
+    assert planned.steps == (RuntimeAction.ISOLATE,)
     assert planned.notes == (
         "KillProcess is done by the node agent",
         "DeletePod replaced by Isolate: the pod is kept for forensics",
@@ -53,7 +54,7 @@ def test_isolate_replaces_delete_and_kill_process_is_left_to_the_agent() -> None
 def test_alert_only_policies_do_not_count_as_destructive() -> None:
     planned = plan(policy(actions={"runtime": ["Alert"]}))
     assert (planned.steps, planned.phase, planned.destructive) == (
-        (Step.ALERT,),
+        (RuntimeAction.ALERT,),
         Phase.ALERTED,
         False,
     )
@@ -62,27 +63,27 @@ def test_alert_only_policies_do_not_count_as_destructive() -> None:
 @pytest.mark.parametrize(
     ("compiled", "target", "spec", "phase", "message"),
     [
-        (None, TARGET, {}, Phase.ALERTED, 'MinerPolicy "p" not found: alert only'),
+        (None, TARGET, {}, Phase.ALERTED, 'MinerPolicy "guard" not found: alert only'),
         (
             policy(excludedNamespaces=["apps"]),
             TARGET,
             {},
             Phase.SKIPPED,
-            'namespace apps is not covered by "p"',
+            'namespace apps is not covered by "guard"',
         ),
         (
             policy(exemptions={"namespaces": ["apps"]}),
             TARGET,
             {},
             Phase.SKIPPED,
-            'namespace apps is not covered by "p"',
+            'namespace apps is not covered by "guard"',
         ),
         (
             policy(namespaceSelector={"matchLabels": {"mg": "on"}}),
             TARGET,
             {},
             Phase.SKIPPED,
-            'namespace apps is not covered by "p"',
+            'namespace apps is not covered by "guard"',
         ),
         (
             policy(exemptions={"images": ["docker.io/x/*"]}),
@@ -133,14 +134,14 @@ def test_workload_detections_only_stop_the_owner() -> None:
     planned = plan(
         policy(actions={"runtime": ["DeletePod", "StopOwner", "Isolate"]}), objectKind="Deployment"
     )
-    assert planned.steps == (Step.STOP_OWNER,)
+    assert planned.steps == (RuntimeAction.STOP_OWNER,)
 
 
 def test_suppression_keeps_the_alert_and_says_until_when() -> None:
     planned = planning.suppress(plan(policy()), "2026-11-23T08:00:00Z")
-    assert planned.steps == (Step.ALERT,)
+    assert planned.steps == (RuntimeAction.ALERT,)
     assert planned.phase is Phase.SUPPRESSED
-    assert planned.would == (Step.DELETE_POD,)
+    assert planned.would == (RuntimeAction.DELETE_POD,)
     assert (
         planned.message
         == "rate limit reached: alert only until 2026-11-23T08:00:00Z (held back: DeletePod)"
@@ -148,7 +149,7 @@ def test_suppression_keeps_the_alert_and_says_until_when() -> None:
 
 
 def test_replicas_get_distinct_peering_priorities_unless_one_is_set() -> None:
-    from minerguard.response.settings import OperatorSettings
+    from minerguard_operator.settings import OperatorSettings
 
     priorities = {OperatorSettings().priority for _ in range(20)}
     assert len(priorities) > 1  # same-priority peers would all pause

@@ -1,4 +1,7 @@
-"""Builders for AdmissionReviews, policies and a reviewer with a primed image cache."""
+"""Builders for AdmissionReviews and a reviewer with a primed image cache.
+
+Policies come from :mod:`tests.support`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ import uuid
 from typing import Any
 
 from minerguard.api.detection import MinerDetection
+from minerguard.compiled_policy import CompiledPolicy
 from minerguard.kube.resources import EventSpec
 from minerguard.podspec import ImageConfig
-from minerguard.policy import CompiledPolicy, compile_policy, parse_policy
 from webhook import memo, registry, resolve, review
 from webhook.admission import Reviewer
 from webhook.settings import WebhookSettings
@@ -16,20 +19,6 @@ from webhook.settings import WebhookSettings
 WALLET = "4" + "A" * 94
 MINER_COMMAND = ["xmrig", "-o", "stratum+tcp://pool.supportxmr.com:3333", "-u", WALLET]
 CLOSED = "127.0.0.1:9"  # discard port: nothing listens, connections are refused at once
-
-
-def policy(name: str = "guard", **spec: Any) -> CompiledPolicy:
-    return compile_policy(
-        parse_policy(
-            {
-                "apiVersion": "minerguard.io/v1alpha1",
-                "kind": "MinerPolicy",
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-            name,
-        )
-    )
 
 
 def pod(*containers: dict[str, Any], namespace: str = "apps", **spec: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minerguard.podspec import ImageConfig
+from tests.support import policy
 from tests.unit.webhook.helpers import (
     CLOSED,
     MINER_COMMAND,
@@ -10,7 +11,6 @@ from tests.unit.webhook.helpers import (
     Sink,
     container,
     pod,
-    policy,
     request,
     reviewer,
 )

@@ -11,7 +11,8 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from tests.unit.webhook.helpers import MINER_COMMAND, body, container, pod, policy
+from tests.support import policy
+from tests.unit.webhook.helpers import MINER_COMMAND, body, container, pod
 from webhook.app import create_app
 from webhook.settings import WebhookSettings
 
@@ -74,13 +75,15 @@ async def test_unknown_kinds_are_allowed(client: Client) -> None:
     assert result["allowed"] is True
 
 
-async def test_an_object_of_the_wrong_shape_is_answered(client: Client) -> None:
+async def test_an_object_of_the_wrong_shape_is_decided_not_failed(client: Client) -> None:
     odd = {
         "kind": "Pod",
         "spec": {"containers": [{"name": 1, "image": ["x"], "command": "xmrig"}, 5]},
     }
     result = verdict(await post(client, body(odd)))
-    assert result["allowed"] in (True, False)
+    # Mistyped fields are read as strings; a bare "xmrig" alone is no miner. An internal error
+    # would have been answered as a refusal.
+    assert result["allowed"] is True
 
 
 async def test_a_three_megabyte_pod_is_decided(client: Client) -> None:
@@ -122,17 +125,18 @@ async def test_hostile_strings_do_not_break_the_review(client: Client) -> None:
         for i, text in enumerate(hostile)
     ]
     result = verdict(await post(client, body(pod(*containers))))
-    assert result["allowed"] in (True, False)
+    assert result["allowed"] is True  # nothing in them mines; an internal error would refuse
 
 
-async def test_a_lone_surrogate_in_json_is_refused_or_answered(client: Client) -> None:
+async def test_a_lone_surrogate_in_json_is_refused_as_not_json(client: Client) -> None:
     raw = (
         b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",'
         b'"kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","spec":'
         b'{"containers":[{"name":"\\ud800","image":"\\udfff","command":["\\ud800"]}]}}}}'
     )
     answer = await post(client, raw)
-    assert answer.status_code in (200, 400)
+    assert answer.status_code == 400
+    assert "no low surrogate" in orjson.loads(answer.content)["error"]
 
 
 async def test_a_body_over_the_limit_is_refused_with_413(client: Client) -> None:

@@ -35,7 +35,8 @@ def test_a_basic_challenge_and_garbage_do_not_raise() -> None:
     assert basic is not None
     assert basic.scheme == "basic"
     assert auth.parse_challenge("") is None
-    assert auth.parse_challenge('Bearer realm="unterminated') is not None
+    unterminated = auth.parse_challenge('Bearer realm="unterminated')
+    assert unterminated == auth.Challenge("bearer", {"realm": "unterminated"})
 
 
 def test_docker_config_json_secrets_give_credentials_per_registry() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from minerguard.podspec import ImageConfig
-from tests.unit.webhook.helpers import CLOSED, Sink, container, pod, policy, request
+from tests.support import policy
+from tests.unit.webhook.helpers import CLOSED, Sink, container, pod, request
 from webhook import memo, registry, resolve
 from webhook.admission import Reviewer, platform
 from webhook.registry import Platform

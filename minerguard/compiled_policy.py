@@ -1,0 +1,259 @@
+"""One MinerPolicy compiled for the hot path: coverage, exemptions and the signature engine.
+
+A :class:`CompiledPolicy` is built once per MinerPolicy generation (the API object,
+:mod:`minerguard.api.policy`) and then only read, so the webhook and the agent can swap the
+whole set atomically when a policy changes. Policy files are read here too, through the
+manifest reader (:mod:`minerguard.manifests`) that ``minerguard scan`` uses.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from minerguard import images, manifests
+from minerguard.api.meta import LabelSelector
+from minerguard.api.policy import MinerPolicy, MinerPolicySpec, Mode
+from minerguard.errors import InputError, PolicyError
+from minerguard.signatures import bundle
+from minerguard.signatures import engine as signatures
+from minerguard.signatures.bundle import Entry, Kind
+
+DEFAULT_POLICY_NAME = "default"
+MAX_USER_SIGNATURES = 20_000
+
+_USER_KINDS: tuple[tuple[str, Kind, float], ...] = (
+    ("binaries", Kind.BINARY, 0.6),
+    ("options", Kind.OPTION, 0.5),
+    ("argumentPatterns", Kind.ARGUMENT, 1.0),
+    ("images", Kind.IMAGE, 1.0),
+    ("poolHosts", Kind.POOL_HOST, 0.6),
+    ("poolPorts", Kind.POOL_PORT, 0.4),
+    ("walletPatterns", Kind.WALLET, 0.5),
+)
+"""Policy signature fields, the kind they become and the weight each entry carries."""
+
+
+def user_entries(spec: MinerPolicySpec) -> list[Entry]:
+    """A policy's own signatures as entries whose ids are their field paths."""
+    raw = spec.signatures.model_dump(by_alias=True)
+    entries = []
+    for field, kind, weight in _USER_KINDS:
+        for index, value in enumerate(raw[field]):
+            path = f"spec.signatures.{field}[{index}]"
+            text = str(value).strip()
+            if not text:
+                raise PolicyError(path, "must not be empty")
+            entries.append(Entry(id=path, kind=kind, value=text, weight=weight, source="policy"))
+    if len(entries) > MAX_USER_SIGNATURES:
+        raise PolicyError("spec.signatures", f"more than {MAX_USER_SIGNATURES} entries")
+    return entries
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics."""
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        current = labels.get(requirement.key)
+        ok: bool
+        match requirement.operator:
+            case "In":
+                ok = current is not None and current in requirement.values
+            case "NotIn":
+                ok = current is None or current not in requirement.values
+            case "Exists":
+                ok = present
+            case _:
+                ok = not present
+        if not ok:
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ImageExemption:
+    """An exempt image: a repository (``*`` globs allowed) or an exact digest."""
+
+    repository: str
+    digest: str | None
+
+    def matches(self, ref: images.ImageRef, digest: str | None) -> bool:
+        """Whether the reference (or the digest it resolved to) is exempt."""
+        if not fnmatch.fnmatchcase(ref.name, self.repository):
+            return False
+        return self.digest is None or self.digest in {ref.digest, digest}
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A validated policy with its engine compiled, ready for the hot path."""
+
+    name: str
+    generation: int | None
+    spec: MinerPolicySpec
+    engine: signatures.Evaluator
+    image_exemptions: tuple[ImageExemption, ...]
+    command_exemptions: signatures.PatternSet | None
+    bundle_version: str | None
+    quarantined: frozenset[str] = frozenset()
+    """Image digests (``sha256:...``) refused wherever they appear (from the policy status)."""
+
+    @property
+    def enforcing(self) -> bool:
+        """Whether the policy acts (Enforce, not dry-run) rather than only reporting."""
+        return self.spec.mode is Mode.ENFORCE and not self.spec.dry_run
+
+    def covers_namespace(self, namespace: str | None, labels: Mapping[str, str]) -> bool:
+        """Whether pods in ``namespace`` (with these namespace labels) are in scope."""
+        if namespace is None:
+            return True
+        if namespace in self.spec.excluded_namespaces:
+            return False
+        if namespace in self.spec.exemptions.namespaces:
+            return False
+        selector = self.spec.namespace_selector
+        return selector is None or selector_matches(selector, labels)
+
+    def quarantine_signal(self, image: str, digest: str | None) -> signatures.Signal | None:
+        """A deciding signal when the image's digest was quarantined by the operator."""
+        if not self.quarantined:
+            return None
+        for candidate in (digest, images.parse(image).digest):
+            if candidate in self.quarantined:
+                detail = f"image digest {candidate} is quarantined after a runtime detection"
+                return signatures.Signal("quarantined-image", detail, 1.0, "image", candidate)
+        return None
+
+    def exemption(
+        self,
+        image: str | None = None,
+        digest: str | None = None,
+        pod_labels: Mapping[str, str] | None = None,
+        argv: tuple[str, ...] = (),
+    ) -> str | None:
+        """Why a container is exempt, or None when it is not."""
+        if image:
+            ref = images.parse(image)
+            for rule in self.image_exemptions:
+                if rule.matches(ref, digest):
+                    return f"image {ref.name} is exempt"
+        selector = self.spec.exemptions.pod_labels
+        if (
+            selector is not None
+            and pod_labels is not None
+            and selector_matches(selector, pod_labels)
+        ):
+            return "pod labels are exempt"
+        if argv and self.command_exemptions is not None:
+            hits = self.command_exemptions.search(" ".join(argv))
+            if hits:
+                return f"command line is exempt ({self.command_exemptions.entries[hits[0]].id})"
+        return None
+
+
+def _image_exemption(path: str, value: str) -> ImageExemption:
+    repository, _, digest = value.partition("@")
+    if digest and not digest.startswith("sha256:"):
+        raise PolicyError(path, f"digest {digest!r} is not sha256:<hex>")
+    if "*" in repository:
+        name = repository.lower()
+        if "/" not in name.split("*", 1)[0]:
+            name = name if name.startswith("*") else f"{images.DEFAULT_REGISTRY}/{name}"
+    else:
+        name = images.parse(repository).name
+    return ImageExemption(repository=name, digest=digest or None)
+
+
+def compile_policy(policy: MinerPolicy) -> CompiledPolicy:
+    """Validate and compile; raises :class:`PolicyError` naming the offending field."""
+    spec = policy.spec
+    entries: list[Entry] = list(bundle.builtin().signatures) if spec.builtin_signatures else []
+    entries.extend(user_entries(spec))
+    try:
+        compiled = signatures.compile_entries(entries)
+        exemptions = spec.exemptions.command_patterns
+        commands = (
+            signatures.compile_patterns(
+                Entry(
+                    id=f"spec.exemptions.commandPatterns[{i}]",
+                    kind=Kind.ARGUMENT,
+                    value=pattern,
+                    weight=1.0,
+                    source="policy",
+                )
+                for i, pattern in enumerate(exemptions)
+            )
+            if exemptions
+            else None
+        )
+    except signatures.PatternError as err:
+        raise PolicyError(err.entry_id, err.message) from err
+    image_rules = tuple(
+        _image_exemption(f"spec.exemptions.images[{i}]", value)
+        for i, value in enumerate(spec.exemptions.images)
+    )
+    status = policy.status
+    return CompiledPolicy(
+        quarantined=frozenset(q.digest for q in status.quarantined_images)
+        if status
+        else frozenset(),
+        name=policy.metadata.name or DEFAULT_POLICY_NAME,
+        generation=policy.metadata.generation,
+        spec=spec,
+        engine=compiled,
+        image_exemptions=image_rules,
+        command_exemptions=commands,
+        bundle_version=bundle.builtin().version if spec.builtin_signatures else None,
+    )
+
+
+def parse_policy(raw: Any, origin: str) -> MinerPolicy:
+    """Validate a MinerPolicy document; errors name the origin and the field."""
+    if not isinstance(raw, Mapping) or raw.get("kind") != "MinerPolicy":
+        raise PolicyError(origin, "not a MinerPolicy document")
+    try:
+        return MinerPolicy.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise PolicyError(f"{origin}: {field}", first["msg"]) from err
+
+
+def default_policy() -> CompiledPolicy:
+    """The embedded policy: built-in signatures, Enforce, kube-system excluded."""
+    return compile_policy(MinerPolicy.model_validate({"metadata": {"name": DEFAULT_POLICY_NAME}}))
+
+
+def load_policy_file(path: str | Path) -> list[CompiledPolicy]:
+    """Every MinerPolicy in a file, compiled.
+
+    Read as ``minerguard scan`` reads manifests (:mod:`minerguard.manifests`: size limit,
+    YAML multi-document or JSON, ``List`` kinds expanded); each document is named in errors.
+    """
+    origin = str(path)
+    try:
+        found = [
+            (where, obj)
+            for at, document in manifests.documents(origin)
+            for where, obj in manifests.objects(at, document)
+        ]
+    except InputError as err:
+        where, _, problem = str(err).partition(": ")  # "file[document]: what is wrong"
+        raise PolicyError(where, problem) from err
+    if not found:
+        raise PolicyError(origin, "no MinerPolicy in file")
+    return [compile_policy(parse_policy(obj, where)) for where, obj in found]
+
+
+def load_policy_files(paths: Iterable[str | Path]) -> list[CompiledPolicy]:
+    """Policies from files, or the default policy when there are none."""
+    compiled = [policy for path in paths for policy in load_policy_file(path)]
+    return compiled or [default_policy()]

@@ -1,0 +1,124 @@
+"""The policies as the agent uses them: thresholds, pool indicators and runtime actions.
+
+An :class:`AgentPolicy` is one ``minerguard.compiled_policy.CompiledPolicy`` with what the
+agent derives from it, built once per policy generation and then only read;
+:class:`AgentPolicies` holds those in force. Pool ports and hosts come from the compiled
+engine's entries, so built-in and policy-defined ones are treated alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from minerguard.api.policy import RuntimeAction
+from minerguard.compiled_policy import CompiledPolicy
+from minerguard.signatures.bundle import Kind
+from node_agent.judge import scoring
+from node_agent.records import PodRef
+
+
+@dataclass(frozen=True)
+class AgentPolicy:
+    """One compiled policy with what the agent derives from it."""
+
+    compiled: CompiledPolicy
+    thresholds: scoring.Thresholds
+    pool_ports: frozenset[int]
+    pool_hosts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The MinerPolicy's name."""
+        return self.compiled.name
+
+    @property
+    def mode(self) -> str:
+        """Enforce or Audit, as the detection records it."""
+        return self.compiled.spec.mode.value
+
+    @property
+    def runtime_actions(self) -> tuple[str, ...]:
+        """Runtime actions the policy asks for, in order."""
+        return tuple(a.value for a in self.compiled.spec.actions.runtime)
+
+    @property
+    def kills(self) -> bool:
+        """Whether the agent itself should kill the process (Enforce and KillProcess)."""
+        return (
+            self.compiled.enforcing
+            and RuntimeAction.KILL_PROCESS in self.compiled.spec.actions.runtime
+        )
+
+
+def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
+    """Derive the agent's view of a compiled policy."""
+    behaviour = compiled.spec.behaviour
+    ports: set[int] = set()
+    hosts: list[str] = []
+    for entry in compiled.engine.entries:
+        if entry.kind is Kind.POOL_PORT and entry.value.strip().isdigit():
+            ports.add(int(entry.value))
+        elif entry.kind is Kind.POOL_HOST:
+            hosts.append(entry.value.strip().lower().rstrip("."))
+    return AgentPolicy(
+        compiled=compiled,
+        thresholds=scoring.Thresholds(
+            score_threshold=behaviour.score_threshold,
+            window_seconds=float(behaviour.window_seconds),
+            cpu_fraction=behaviour.cpu_fraction,
+        ),
+        pool_ports=frozenset(ports),
+        pool_hosts=tuple(dict.fromkeys(hosts)),
+    )
+
+
+class AgentPolicies:
+    """All policies in force; a process is judged by every policy covering its namespace.
+
+    In-cluster, ``update`` swaps in a new generation from the policy watch's thread; readers
+    take ``policies`` (an immutable tuple) once per decision and compare ``generation`` to see
+    whether what they derived from it is stale.
+    """
+
+    def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
+        self.generation = 0
+        self.update(policies)
+
+    def update(self, policies: Sequence[CompiledPolicy]) -> None:
+        """Replace the policies in force (a new generation)."""
+        derived = tuple(from_compiled(p) for p in policies)
+        self.pool_ports = frozenset().union(*(p.pool_ports for p in derived))
+        self.pool_hosts = tuple(dict.fromkeys(h for p in derived for h in p.pool_hosts))
+        self.by_name = {p.name: p for p in derived}
+        self.policies = derived
+        self.generation += 1
+
+    def covering(
+        self, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[AgentPolicy]:
+        """Policies that cover ``namespace`` (None: a host process, or no cluster)."""
+        return [p for p in self.policies if p.compiled.covers_namespace(namespace, labels or {})]
+
+    def applying(
+        self, pod: PodRef | None, argv: tuple[str, ...] = ()
+    ) -> tuple[list[AgentPolicy], int]:
+        """Policies covering ``pod`` (None: host or unknown) that do not exempt it.
+
+        Also how many covering ones did exempt it (by its image, labels or ``argv``).
+        """
+        applying: list[AgentPolicy] = []
+        exempted = 0
+        for policy in self.covering(
+            pod.namespace if pod else None, pod.namespace_labels if pod else None
+        ):
+            if policy.compiled.exemption(
+                image=pod.image if pod else None,
+                digest=pod.image_digest if pod else None,
+                pod_labels=pod.labels if pod else None,
+                argv=argv,
+            ):
+                exempted += 1
+            else:
+                applying.append(policy)
+        return applying, exempted

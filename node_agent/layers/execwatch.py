@@ -1,0 +1,262 @@
+"""The exec layer: judge every new process by its argv, executable, environment and config.
+
+Fed by an ``EventSource``. Work per event is bounded: at most ``max_per_poll`` EXEC events are
+inspected per poll and the rest are counted as dropped (a rescan finds survivors later). A
+process is judged once per (pid, start time, argv), so a rescan re-judges only processes
+whose command line changed since (argv rewriting).
+
+An EXEC is read only once it is ``settle`` old (10 ms): on a busy node almost every process
+exits sooner (a build, a shell loop), its EXIT arrives meanwhile and nothing is read at all.
+Reading /proc is what costs; a process that lives less than 10 ms cannot have mined. Execs
+still settling are carried to the next ``handle`` call; ``due`` says when to make it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from collections.abc import Set as AbstractSet
+
+from minerguard.cache import BoundedCache
+from minerguard.signatures import engine
+from node_agent import errors
+from node_agent.counters import Counters
+from node_agent.judge import masquerade
+from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
+from node_agent.judge.exe_content import ExecutableContent
+from node_agent.judge.inspect_process import ProcessSnapshot, snapshot
+from node_agent.judge.lineage import Lineage
+from node_agent.judge.pods import PodLookup
+from node_agent.kernel import attribution
+from node_agent.kernel.events import EventKind, ProcEvent
+from node_agent.kernel.procfs import ProcFS
+from node_agent.records import LAYER_EXEC, Finding, Reason
+
+MASQUERADE_CAP = 0.6
+CONTAINER_MEMORY = 16384
+"""Containers remembered as offered to the exec gate (a node runs a few hundred)."""
+
+
+def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reason, ...]]:
+    """Signature score, the executable's content and masquerade evidence (capped)."""
+    subject = engine.Subject(
+        argv=snap.argv,
+        env=snap.env,
+        executable=snap.exe.path if snap.exe else None,
+        texts=snap.texts,
+    )
+    verdict = policy.compiled.engine.evaluate(subject)
+    reasons = [Reason(s.name, s.describe(), s.weight) for s in verdict.signals]
+    extra = 0.0
+    if snap.content is not None:
+        reasons.append(snap.content)
+        extra += snap.content.weight
+    masked = 0.0
+    for reason in masquerade.reasons(
+        snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
+    ):
+        weight = min(reason.weight, MASQUERADE_CAP - masked)
+        if weight <= 0:
+            break
+        masked += weight
+        reasons.append(Reason(reason.signal, reason.detail, weight))
+    return round(verdict.score + extra + masked, 3), tuple(reasons)
+
+
+class ExecWatcher:
+    """Turns process events into exec-layer findings."""
+
+    def __init__(
+        self,
+        proc: ProcFS,
+        policies: AgentPolicies,
+        *,
+        pods: PodLookup,
+        lineage: Lineage,
+        counters: Counters,
+        include_host: bool,
+        ignore_pids: frozenset[int],
+        ignore_pods: AbstractSet[str] = frozenset(),
+        content: ExecutableContent | None = None,
+        on_container: Callable[[int, attribution.Attribution], bool] | None = None,
+        max_per_poll: int = 2048,
+        settle: float = 0.01,
+        memory: int = 16384,
+        verdict_cache: int = 4096,
+        wall: Callable[[], float] = time.time,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._proc = proc
+        self._policies = policies
+        self._pods = pods
+        self._lineage = lineage
+        self._counters = counters
+        self._include_host = include_host
+        self._ignore = ignore_pids
+        self._ignore_pods = ignore_pods
+        self._content = content
+        self._on_container = on_container
+        # container key -> the policy generation under which the gate took it
+        self._containers: BoundedCache[str, int] = BoundedCache(CONTAINER_MEMORY)
+        self._max = max_per_poll
+        self._settle_ns = int(settle * 1e9)
+        self._settling: list[ProcEvent] = []
+        self._judged: BoundedCache[tuple[int, int, int], None] = BoundedCache(memory)
+        self._verdicts: BoundedCache[Hashable, tuple[float, tuple[Reason, ...]]] = BoundedCache(
+            verdict_cache
+        )
+        self._verdict_cap = verdict_cache
+        self._wall = wall
+        self._mono_ns = monotonic_ns
+
+    @property
+    def due(self) -> float | None:
+        """When (monotonic seconds) the oldest settling exec must be read; None if none."""
+        if not self._settling:
+            return None
+        return (self._settling[0].timestamp_ns + self._settle_ns) / 1e9
+
+    def handle(self, events: list[ProcEvent]) -> list[Finding]:
+        """Process a batch of events; returns the findings, in event order."""
+        findings: list[Finding] = []
+        budget = self._max
+        if self._settling:
+            events = [*self._settling, *events]
+            self._settling = []
+        # A process whose EXIT is in the same batch as its EXEC is already gone (a zombie's
+        # /proc has no argv): skip the reads. Batches of a busy node are mostly these.
+        last_exit = {e.pid: i for i, e in enumerate(events) if e.kind is EventKind.EXIT}
+        young = self._mono_ns() - self._settle_ns
+        for index, event in enumerate(events):
+            if event.kind is EventKind.FORK:
+                if event.parent is not None:
+                    self._lineage.fork(event.pid, event.parent)
+            elif event.kind is EventKind.EXIT:
+                self._lineage.exit(event.pid)
+            elif last_exit.get(event.pid, -1) > index:
+                self._counters.add("exec_exited_in_batch")
+            elif not event.rescan and event.timestamp_ns > young:
+                if len(self._settling) < self._max:
+                    self._settling.append(event)
+                else:
+                    self._counters.add("exec_dropped")
+            elif budget <= 0:
+                self._counters.add("exec_dropped")
+            else:
+                budget -= 1
+                found = self.inspect(event.pid, event.timestamp_ns, event.rescan)
+                if found is not None:
+                    findings.append(found)
+        return findings
+
+    def inspect(self, pid: int, timestamp_ns: int, rescan: bool = False) -> Finding | None:
+        """Judge one process; OS races become counters."""
+        if pid in self._ignore:
+            return None
+        try:
+            owner = attribution.attribute_lines(self._proc.cgroups(pid))
+            if not owner.in_pod and not self._include_host:
+                self._counters.add("exec_host_skipped")
+                return None
+            if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
+                self._counters.add("exec_self_skipped")
+                return None
+            if owner.in_pod and self._on_container is not None:
+                self._first_of_container(pid, owner)
+            snap = snapshot(self._proc, pid, owner=owner, content=self._content)
+        except errors.ProcessGone:
+            self._counters.add("exec_gone")
+            return None
+        except errors.AccessDenied:
+            self._counters.add("exec_denied")
+            return None
+        except errors.AgentError:
+            self._counters.add("exec_read_error")
+            return None
+        self._counters.add("exec_inspected")
+        if snap.kernel_thread:
+            return None
+        key = (pid, snap.start_ticks, hash(snap.argv))
+        if key in self._judged:
+            return None
+        self._judged.put(key, None)
+        self._lineage.observe(pid, snap.ppid)
+        return self._judge_all(snap, timestamp_ns, rescan)
+
+    def _first_of_container(self, pid: int, owner: attribution.Attribution) -> None:
+        """Tell ``on_container`` (the exec gate) of each container until it answers True.
+
+        Asked again under each new policy generation: a new Enforce policy may now cover it.
+        """
+        generation = self._policies.generation
+        if self._containers.get(owner.key) == generation:
+            return
+        assert self._on_container is not None  # noqa: S101 - checked by the caller
+        if not self._on_container(pid, owner):
+            return
+        self._containers.put(owner.key, generation)
+
+    def _verdict(
+        self, snap: ProcessSnapshot, policy: AgentPolicy
+    ) -> tuple[float, tuple[Reason, ...]]:
+        """``judge``, remembered per (policy generation, exe, comm, argv, env, config texts).
+
+        A build or a shell loop execs the same few commands thousands of times; the engine
+        then runs once per distinct command, not once per process.
+        """
+        if self._verdict_cap <= 0:
+            return judge(snap, policy)
+        key = (
+            self._policies.generation,
+            policy.name,
+            snap.exe,
+            snap.comm,
+            snap.kernel_thread,
+            snap.argv,
+            hash(snap.env),
+            hash(snap.texts),
+            snap.upper_layer,
+            snap.content,
+        )
+        found = self._verdicts.get(key)
+        if found is not None:
+            self._counters.add("verdict_cache_hits")
+            return found
+        verdict = judge(snap, policy)
+        self._verdicts.put(key, verdict)
+        return verdict
+
+    def _judge_all(self, snap: ProcessSnapshot, timestamp_ns: int, rescan: bool) -> Finding | None:
+        pod = self._pods.lookup(snap.owner.pod_uid, snap.owner.container_id)
+        applying, exempted = self._policies.applying(pod, snap.argv)
+        if exempted:
+            self._counters.add("exec_exempt", exempted)
+        best: tuple[float, tuple[Reason, ...], AgentPolicy] | None = None
+        for policy in applying:
+            score, reasons = self._verdict(snap, policy)
+            if score >= engine.THRESHOLD and (best is None or score > best[0]):
+                best = (score, reasons, policy)
+        if best is None:
+            return None
+        score, reasons, policy = best
+        self._counters.add("exec_detections")
+        latency = (self._mono_ns() - timestamp_ns) / 1e9
+        if rescan:
+            reasons = (*reasons, Reason("found-by-rescan", "seen by a /proc rescan", 0.0))
+        return Finding(
+            layer=LAYER_EXEC,
+            score=score,
+            reasons=reasons,
+            policy=policy.name,
+            mode=policy.mode,
+            observed_at=self._wall(),
+            cgroup=snap.owner.cgroup_path,
+            pod_uid=snap.owner.pod_uid,
+            container_id=snap.owner.container_id,
+            pid=snap.pid,
+            start_ticks=snap.start_ticks,
+            executable=snap.exe.path if snap.exe else None,
+            command_line=snap.command_line[:4096],
+            actions_requested=policy.runtime_actions,
+            latency_s=latency,
+        )

@@ -1,0 +1,53 @@
+"""The operator's settings: flags override ``MINERGUARD_OPERATOR_*`` environment variables.
+
+``namespace`` is where the operator itself runs (the chart sets it from the downward API); the
+namespaces it watches are ``namespaces`` (``--namespace``, repeatable), all when empty.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Built once by :func:`minerguard_operator.cli.main`, handed to the handlers in kopf's memo."""
+
+    model_config = SettingsConfigDict(env_prefix="MINERGUARD_OPERATOR_", extra="forbid")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces whose detections are handled; all if empty."
+    )
+    namespace: str | None = Field(default=None, description="The operator's own namespace.")
+    standalone: bool = Field(default=False, description="No peering (a single replica).")
+    peering_name: str | None = Field(
+        default=None, description="kopf peering object; standalone when unset."
+    )
+    priority: int = Field(
+        default_factory=lambda: secrets.randbelow(1_000_000) + 1,
+        description=(
+            "Peering priority; the highest one is active. Random by default: kopf pauses every "
+            "peer that shares the highest priority, so replicas must not all have the same one."
+        ),
+    )
+    liveness_endpoint: str | None = Field(
+        default=None, description="e.g. http://0.0.0.0:8081/healthz"
+    )
+    kube_server: str | None = Field(
+        default=None, description="Plain-http API URL (tests, proxies); else in-cluster/kubeconfig."
+    )
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="0/unset: off.")
+    metrics_address: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port is meant to be scraped
+    housekeeping_seconds: float = Field(
+        default=30.0, gt=0, description="How often policy counts, circuits and TTLs are checked."
+    )
+    background_scan: bool = Field(default=True, description="Scan workloads on policy changes.")
+    log_format: Literal["plain", "full", "json"] = "json"
+    verbose: bool = False
+    workers: int = Field(default=16, ge=1, description="Threads running the synchronous handlers.")
+    watch_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds before a watch restarts."
+    )
