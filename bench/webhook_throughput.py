@@ -74,7 +74,12 @@ def cpu_seconds(session: int) -> float:
 
 @contextmanager
 def serve(command: list[str], url: str, ca: ssl.SSLContext) -> Iterator[int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The bench's registry is on loopback, which the webhook's address policy denies by default.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MINERGUARD_WEBHOOK_REGISTRY_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+    }
     process = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -66,6 +66,7 @@ helm upgrade --install "$RELEASE" charts/minerguard \
   --values tests/data/e2e/values.yaml \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" \
   --set "webhook.insecureRegistries[0]=$REGISTRY_IN_CLUSTER" \
+  --set "webhook.registryAllowedNetworks[0]=10.96.0.0/12" \
   --wait --timeout 5m
 helm test "$RELEASE" --namespace "$NAMESPACE" --logs
 

@@ -8,7 +8,6 @@ manifest reader (:mod:`minerguard.manifests`) that ``minerguard scan`` uses.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 
 from minerguard import images, manifests
 from minerguard.api.meta import LabelSelector
-from minerguard.api.policy import MinerPolicy, MinerPolicySpec, Mode
+from minerguard.api.policy import AdmissionAction, MinerPolicy, MinerPolicySpec, Mode, RuntimeAction
 from minerguard.errors import InputError, PolicyError
 from minerguard.signatures import bundle
 from minerguard.signatures import engine as signatures
@@ -80,14 +79,26 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
 
 @dataclass(frozen=True, slots=True)
 class ImageExemption:
-    """An exempt image: a repository (``*`` globs allowed) or an exact digest."""
+    """An exempt image: a name pattern (:class:`minerguard.images.NamePattern`), maybe pinned.
 
-    repository: str
+    ``repository@sha256:...`` exempts that one image and nothing else pushed under the name
+    later: the form the docs recommend. A pattern without a digest exempts whatever the
+    repositories it names will ever hold.
+    """
+
+    field: str
+    """Where it was written, e.g. ``spec.exemptions.images[0]``."""
+    pattern: images.NamePattern
     digest: str | None
+
+    @property
+    def text(self) -> str:
+        """The exemption as written (pattern, and ``@digest`` when pinned)."""
+        return f"{self.pattern.text}@{self.digest}" if self.digest else self.pattern.text
 
     def matches(self, ref: images.ImageRef, digest: str | None) -> bool:
         """Whether the reference (or the digest it resolved to) is exempt."""
-        if not fnmatch.fnmatchcase(ref.name, self.repository):
+        if not self.pattern.matches(ref):
             return False
         return self.digest is None or self.digest in {ref.digest, digest}
 
@@ -113,14 +124,20 @@ class CompiledPolicy:
 
     def covers_namespace(self, namespace: str | None, labels: Mapping[str, str]) -> bool:
         """Whether pods in ``namespace`` (with these namespace labels) are in scope."""
+        return self.not_covering(namespace, labels) is None
+
+    def not_covering(self, namespace: str | None, labels: Mapping[str, str]) -> str | None:
+        """Why pods in ``namespace`` are out of scope (naming the field), or None if covered."""
         if namespace is None:
-            return True
+            return None
         if namespace in self.spec.excluded_namespaces:
-            return False
+            return f"namespace {namespace} is in spec.excludedNamespaces"
         if namespace in self.spec.exemptions.namespaces:
-            return False
+            return f"namespace {namespace} is in spec.exemptions.namespaces"
         selector = self.spec.namespace_selector
-        return selector is None or selector_matches(selector, labels)
+        if selector is not None and not selector_matches(selector, labels):
+            return f"namespace {namespace} does not match spec.namespaceSelector"
+        return None
 
     def quarantine_signal(self, image: str, digest: str | None) -> signatures.Signal | None:
         """A deciding signal when the image's digest was quarantined by the operator."""
@@ -132,6 +149,56 @@ class CompiledPolicy:
                 return signatures.Signal("quarantined-image", detail, 1.0, "image", candidate)
         return None
 
+    def exemption_coverage(self) -> list[str]:
+        """What each exemption covers, in words: the operator writes it to ``status.exemptions``.
+
+        So a wider exemption than meant (a wildcard registry, an unpinned repository) is seen in
+        ``kubectl get mp -o yaml`` before an attacker finds it; ``minerguard scan --explain``
+        shows which of them applied to a given object.
+        """
+        lines = []
+        for rule in self.image_exemptions:
+            pattern = rule.pattern
+            if rule.digest is not None:
+                lines.append(
+                    f"{rule.field}: only {pattern.registry}/{pattern.repository}@{rule.digest}"
+                )
+            elif "*" in pattern.registry or "*" in pattern.repository:
+                lines.append(
+                    f"{rule.field}: any tag or digest of repositories matching {pattern.repository}"
+                    f" in registries matching {pattern.registry} (* never crosses . : or /;"
+                    " pin a digest to exempt one image)"
+                )
+            else:
+                lines.append(
+                    f"{rule.field}: any tag or digest of {pattern.registry}/{pattern.repository}"
+                    " (pin a digest to exempt one image)"
+                )
+        exemptions = self.spec.exemptions
+        if exemptions.namespaces:
+            lines.append(
+                f"spec.exemptions.namespaces: every pod in {', '.join(exemptions.namespaces)}"
+            )
+        if exemptions.pod_labels is not None:
+            selector = exemptions.pod_labels.model_dump(by_alias=True, exclude_defaults=True)
+            lines.append(
+                f"spec.exemptions.podLabels: pods labelled {selector} (labels are set by whoever"
+                " writes the pod)"
+            )
+        lines += [
+            f"spec.exemptions.commandPatterns[{i}]: command lines matching {pattern}"
+            for i, pattern in enumerate(exemptions.command_patterns)
+        ]
+        return lines
+
+    def image_exemption(self, image: str, digest: str | None = None) -> str | None:
+        """Why ``image`` (resolved to ``digest``, if known) is exempt, naming the rule."""
+        ref = images.parse(image)
+        for rule in self.image_exemptions:
+            if rule.matches(ref, digest):
+                return f"image {ref.name} is exempt ({rule.field}: {rule.text})"
+        return None
+
     def exemption(
         self,
         image: str | None = None,
@@ -139,12 +206,15 @@ class CompiledPolicy:
         pod_labels: Mapping[str, str] | None = None,
         argv: tuple[str, ...] = (),
     ) -> str | None:
-        """Why a container is exempt, or None when it is not."""
-        if image:
-            ref = images.parse(image)
-            for rule in self.image_exemptions:
-                if rule.matches(ref, digest):
-                    return f"image {ref.name} is exempt"
+        """Why a container is exempt, or None when it is not.
+
+        An image exemption exempts everything the container runs; callers that know a
+        command did not come from the image (a pod's ``command``/``args``) leave ``image``
+        out and judge that command, see :func:`minerguard.evaluate.evaluate_containers`.
+        """
+        reason = self.image_exemption(image, digest) if image else None
+        if reason is not None:
+            return reason
         selector = self.spec.exemptions.pod_labels
         if (
             selector is not None
@@ -159,17 +229,82 @@ class CompiledPolicy:
         return None
 
 
+Strictness = tuple[bool, bool, bool, int, bool, float]
+"""A policy's rank under :func:`strictness`; compare with ``<`` and ``>``."""
+
+
+def strictness(policy: CompiledPolicy) -> Strictness:
+    """How strict a policy's response is: the larger key is the stricter policy.
+
+    This is the one definition of "strictest" that the webhook, the agent and the operator use
+    whenever several policies cover a workload (the trust model: the strictest policy that
+    covers a workload applies, so adding a weaker policy can never switch a stronger one off).
+    Compared in order:
+
+    1. a policy that acts (Enforce, not dry-run) beats one that only reports, and among
+       those an Enforce policy in dry run (it says what would be done) beats an Audit one;
+    2. one whose runtime actions include ``KillProcess`` beats one without (the agent acts at
+       once, the operator only later);
+    3. more destructive runtime actions beat fewer;
+    4. admission ``Deny`` beats ``Warn``;
+    5. a lower behaviour score threshold (it detects sooner) beats a higher one.
+
+    Names never decide, except as the last tie-break in :func:`strictest` (for stable output).
+    """
+    actions = policy.spec.actions
+    runtime = set(actions.runtime)
+    return (
+        policy.enforcing,
+        policy.spec.mode is Mode.ENFORCE,
+        RuntimeAction.KILL_PROCESS in runtime,
+        sum(1 for action in runtime if action.destructive),
+        actions.admission is AdmissionAction.DENY,
+        -policy.spec.behaviour.score_threshold,
+    )
+
+
+def by_strictness(policies: Iterable[CompiledPolicy]) -> list[CompiledPolicy]:
+    """``policies`` strictest first (:func:`strictness`), ties by name.
+
+    The order every component reports in: the first policy named about a workload is the one
+    whose outcome applies, never a weaker one that happens to sort first by name.
+    """
+    ranked = sorted(policies, key=lambda p: p.name)
+    return sorted(ranked, key=strictness, reverse=True)
+
+
+def strictest(policies: Iterable[CompiledPolicy]) -> CompiledPolicy | None:
+    """The strictest of ``policies`` (:func:`strictness`), ties to the first name; None if none."""
+    ranked = by_strictness(policies)
+    return ranked[0] if ranked else None
+
+
+def runtime_actions(policies: Iterable[CompiledPolicy]) -> tuple[RuntimeAction, ...]:
+    """What the covering policies ask for together, in run order.
+
+    The union of the runtime actions of those that act; when none acts (all Audit or dry run),
+    the strictest one's, so the record still says what would have been done.
+    """
+    found = list(policies)
+    acting = [p for p in found if p.enforcing]
+    chosen = acting or ([best] if (best := strictest(found)) is not None else [])
+    wanted = {action for p in chosen for action in p.spec.actions.runtime}
+    return tuple(action for action in RuntimeAction if action in wanted)
+
+
 def _image_exemption(path: str, value: str) -> ImageExemption:
-    repository, _, digest = value.partition("@")
-    if digest and not digest.startswith("sha256:"):
-        raise PolicyError(path, f"digest {digest!r} is not sha256:<hex>")
-    if "*" in repository:
-        name = repository.lower()
-        if "/" not in name.split("*", 1)[0]:
-            name = name if name.startswith("*") else f"{images.DEFAULT_REGISTRY}/{name}"
-    else:
-        name = images.parse(repository).name
-    return ImageExemption(repository=name, digest=digest or None)
+    text, _, digest = value.strip().partition("@")
+    if digest and not (
+        digest.startswith("sha256:")
+        and len(digest) == 71
+        and all(c in "0123456789abcdef" for c in digest[7:])
+    ):
+        raise PolicyError(path, f"digest {digest!r} is not sha256:<64 hex digits>")
+    try:
+        pattern = images.name_pattern(text)
+    except ValueError as err:
+        raise PolicyError(path, f"{text!r}: {err}") from err
+    return ImageExemption(field=path, pattern=pattern, digest=digest or None)
 
 
 def compile_policy(policy: MinerPolicy) -> CompiledPolicy:

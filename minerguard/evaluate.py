@@ -13,7 +13,7 @@ from typing import Any
 
 from minerguard import podspec
 from minerguard.api.policy import AdmissionAction, RegistryFailure
-from minerguard.compiled_policy import CompiledPolicy
+from minerguard.compiled_policy import CompiledPolicy, by_strictness
 from minerguard.signatures.engine import Subject, Verdict
 
 
@@ -42,24 +42,41 @@ class Finding:
         )
 
 
+UNEXAMINED = "its command and environment exceed the review's judging budget"
+
+
 @dataclass(frozen=True, slots=True)
 class Unverified:
-    """A container whose entrypoint could not be read from its registry."""
+    """A container that could not be judged whole.
+
+    Either its image's entrypoint could not be read from the registry (an outage the
+    policy's ``onRegistryFailure`` weighs against availability), or, with ``unexamined``,
+    the pod's own command and environment ran past the per-review judging budget. The
+    second is chosen by whoever wrote the pod, so it is refused like a finding wherever the
+    policy refuses miners: padding a pod must never hide a miner behind the budget.
+    """
 
     policy: CompiledPolicy
     container: podspec.Container
     error: str
+    unexamined: bool = False
 
     @property
     def denies(self) -> bool:
         """Whether the policy refuses what it cannot verify."""
-        return (
-            self.policy.enforcing
-            and self.policy.spec.actions.on_registry_failure is RegistryFailure.DENY
-        )
+        if not self.policy.enforcing:
+            return False
+        if self.unexamined:
+            return self.policy.spec.actions.admission is AdmissionAction.DENY
+        return self.policy.spec.actions.on_registry_failure is RegistryFailure.DENY
 
     def message(self) -> str:
         """One line for the response."""
+        if self.unexamined:
+            return (
+                f'container "{self.container.name}" not fully examined ({self.error}) '
+                f'[MinerPolicy "{self.policy.name}"]'
+            )
         return (
             f'container "{self.container.name}": entrypoint of image {self.container.image} '
             f'not verified ({self.error}) [MinerPolicy "{self.policy.name}"]'
@@ -107,14 +124,20 @@ def evaluate_containers(
     image_configs: Mapping[str, podspec.ImageConfig] | None = None,
     image_errors: Mapping[str, str] | None = None,
 ) -> Decision:
-    """Evaluate containers under every policy that covers the namespace."""
+    """Evaluate containers under every policy that covers the namespace.
+
+    Every covering policy is evaluated and the strictest outcome applies (any refusing
+    finding refuses); findings come strictest policy first
+    (:func:`minerguard.compiled_policy.by_strictness`), so the first record, message and
+    annotation about an object name the policy that decided, not a weaker one.
+    """
     image_configs = image_configs or {}
     image_errors = image_errors or {}
     findings: list[Finding] = []
     unverified: list[Unverified] = []
     exempt: list[str] = []
     applied: list[str] = []
-    for policy in policies:
+    for policy in by_strictness(policies):
         if not policy.covers_namespace(namespace, namespace_labels):
             continue
         applied.append(policy.name)
@@ -122,12 +145,22 @@ def evaluate_containers(
             config = image_configs.get(declared.image)
             argv = podspec.effective_argv(declared, config)
             digest = config.digest if config else None
-            reason = policy.exemption(declared.image, digest, pod_labels, argv)
+            # An image exemption trusts what the image's publisher made it run, not a command
+            # or arguments the pod's author set: those are judged like any other.
+            overridden = declared.command is not None or declared.args is not None
+            image_reason = policy.image_exemption(declared.image, digest)
+            reason = policy.exemption(
+                None if overridden else declared.image, digest, pod_labels, argv
+            )
             if reason is not None:
                 exempt.append(f"{declared.name}: {reason}")
                 continue
+            if image_reason is not None:
+                exempt.append(f"{declared.name}: {image_reason}, not the command the pod sets")
             subject = Subject(
-                argv=argv, env=podspec.effective_env(declared, config), image=declared.image
+                argv=argv,
+                env=podspec.effective_env(declared, config),
+                image=None if image_reason else declared.image,
             )
             verdict = policy.engine.evaluate(subject)
             quarantined = policy.quarantine_signal(declared.image, digest)
@@ -137,6 +170,8 @@ def evaluate_containers(
                 )
             if verdict.matched:
                 findings.append(Finding(policy, declared, argv, verdict, digest))
+            elif verdict.incomplete:
+                unverified.append(Unverified(policy, declared, UNEXAMINED, unexamined=True))
             elif podspec.needs_image_config(declared) and declared.image in image_errors:
                 unverified.append(Unverified(policy, declared, image_errors[declared.image]))
     return Decision(tuple(findings), tuple(unverified), tuple(exempt), tuple(applied))

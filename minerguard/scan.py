@@ -16,10 +16,68 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from minerguard import __version__, evaluate, manifests, podspec
-from minerguard.compiled_policy import CompiledPolicy, load_policy_files
+from minerguard.compiled_policy import CompiledPolicy, by_strictness, load_policy_files
 from minerguard.errors import InputError, PolicyError, UnsupportedObjectError
 
 EXIT_CLEAN, EXIT_DENY, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """One policy's part in a decision: whether it covers the object, and its own outcome."""
+
+    policy: CompiledPolicy
+    not_covering: str | None
+    decision: evaluate.Decision
+
+    @property
+    def mode(self) -> str:
+        """``Enforce, admission Deny``, ``Enforce, dry run`` or ``Audit``."""
+        spec = self.policy.spec
+        if self.policy.enforcing:
+            return f"Enforce, admission {spec.actions.admission.value}"
+        return "Enforce, dry run" if spec.dry_run else spec.mode.value
+
+    def as_json(self) -> dict[str, Any]:
+        """The view as a JSON object."""
+        return {
+            "policy": self.policy.name,
+            "mode": self.mode,
+            "covers": self.not_covering is None,
+            "notCovering": self.not_covering,
+            "verdict": verdict(self.decision),
+            "exempt": list(self.decision.exempt),
+            "findings": [_finding_json(f) for f in self.decision.findings],
+        }
+
+
+def verdict(decision: evaluate.Decision) -> str:
+    """DENY, WARN or OK."""
+    if not decision.allowed:
+        return "DENY"
+    return "WARN" if decision.warnings else "OK"
+
+
+def explain(
+    obj: Mapping[str, Any],
+    policies: Sequence[CompiledPolicy],
+    namespace_labels: Mapping[str, str],
+) -> tuple[PolicyView, ...]:
+    """Every policy's part in the decision about ``obj``, strictest policy first.
+
+    Each policy is evaluated alone, exactly as :func:`minerguard.evaluate.evaluate_object`
+    evaluates it among the others; the object's outcome is the strictest of these.
+    """
+    metadata = obj.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    views = []
+    for policy in by_strictness(policies):
+        why = policy.not_covering(
+            namespace if isinstance(namespace, str) else None, namespace_labels
+        )
+        decision = evaluate.evaluate_object(obj, [policy], namespace_labels=namespace_labels)
+        views.append(PolicyView(policy, why, decision))
+    return tuple(views)
 
 
 @dataclass(frozen=True)
@@ -29,13 +87,34 @@ class Result:
     origin: str
     obj: Mapping[str, Any]
     decision: evaluate.Decision
+    explained: tuple[PolicyView, ...] = ()
+    """Per policy, with ``--explain``."""
+
+    @property
+    def deciding(self) -> str | None:
+        """The policy whose outcome applies: the first (strictest) one reported, if any."""
+        reported: list[evaluate.Finding | evaluate.Unverified] = [
+            *self.decision.findings,
+            *self.decision.unverified,
+        ]
+        chosen = next((item for item in reported if item.denies), None) or next(
+            iter(reported), None
+        )
+        return chosen.policy.name if chosen is not None else None
 
     @property
     def verdict(self) -> str:
         """DENY, WARN or OK."""
-        if not self.decision.allowed:
-            return "DENY"
-        return "WARN" if self.decision.warnings else "OK"
+        return verdict(self.decision)
+
+    @property
+    def strictest(self) -> str:
+        """The outcome and the policy it comes from, in words."""
+        if self.deciding is not None:
+            return f'{self.verdict} by MinerPolicy "{self.deciding}"'
+        if not self.decision.policies:
+            return f"{self.verdict} (no policy covers it)"
+        return self.verdict
 
     @property
     def label(self) -> str:
@@ -46,7 +125,11 @@ class Result:
 
 
 def scan(
-    paths: Sequence[str], policies: Sequence[CompiledPolicy], errors: list[str]
+    paths: Sequence[str],
+    policies: Sequence[CompiledPolicy],
+    errors: list[str],
+    *,
+    explaining: bool = False,
 ) -> list[Result]:
     """Decide about every Pod and workload in ``paths``; input problems go to ``errors``."""
     results = []
@@ -60,7 +143,8 @@ def scan(
                         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
                         labels = {"kubernetes.io/metadata.name": namespace}
                         decision = evaluate.evaluate_object(obj, policies, namespace_labels=labels)
-                        results.append(Result(where, obj, decision))
+                        views = explain(obj, policies, labels) if explaining else ()
+                        results.append(Result(where, obj, decision, views))
                 except (InputError, UnsupportedObjectError, AttributeError, TypeError) as err:
                     errors.append(
                         f"{origin}: {err}" if not str(err).startswith(origin) else str(err)
@@ -100,6 +184,27 @@ def write_text(results: Sequence[Result], out: TextIO) -> None:
             print(f"      {action}: {finding.message()}", file=out)
         for unverified in result.decision.unverified:
             print(f"      note: {unverified.message()}", file=out)
+        if result.explained:
+            write_explained(result, out)
+
+
+def write_explained(result: Result, out: TextIO) -> None:
+    """Per policy: coverage, exemptions that applied and why, its outcome; then the strictest."""
+    for view in result.explained:
+        head = f'      policy "{view.policy.name}" ({view.mode}): '
+        if view.not_covering is not None:
+            print(f"{head}does not cover: {view.not_covering}", file=out)
+            continue
+        namespace = result.label.split("/")[1]
+        print(f"{head}covers namespace {namespace}: {verdict(view.decision)}", file=out)
+        for reason in view.decision.exempt:
+            print(f"        exempt: {reason}", file=out)
+        for finding in view.decision.findings:
+            action = "deny" if finding.denies else "warn"
+            print(f"        {action}: {finding.message()}", file=out)
+        for unverified in view.decision.unverified:
+            print(f"        note: {unverified.message()}", file=out)
+    print(f"      strictest: {result.strictest}", file=out)
 
 
 def write_json(results: Sequence[Result], out: TextIO) -> None:
@@ -111,6 +216,16 @@ def write_json(results: Sequence[Result], out: TextIO) -> None:
             "verdict": r.verdict,
             "message": r.decision.message,
             "findings": [_finding_json(f) for f in r.decision.findings],
+            **(
+                {
+                    "explain": {
+                        "policies": [view.as_json() for view in r.explained],
+                        "strictest": {"verdict": r.verdict, "policy": r.deciding},
+                    }
+                }
+                if r.explained
+                else {}
+            ),
         }
         for r in results
     ]
@@ -178,6 +293,12 @@ def parser() -> argparse.ArgumentParser:
         "--policy", action="append", default=[], metavar="FILE", help="MinerPolicy YAML file"
     )
     p.add_argument("--output", choices=sorted(WRITERS), default="text")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="per object, every policy: whether it covers it, which exemptions apply and why, "
+        "its outcome, and the strictest outcome (text and json)",
+    )
     return p
 
 
@@ -190,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minerguard scan: invalid policy: {err}", file=sys.stderr)
         return EXIT_ERROR
     errors: list[str] = []
-    results = scan(args.paths, policies, errors)
+    results = scan(args.paths, policies, errors, explaining=args.explain)
     WRITERS[args.output](results, sys.stdout)
     for error in errors:
         print(f"minerguard scan: error: {error}", file=sys.stderr)

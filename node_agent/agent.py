@@ -2,8 +2,9 @@
 
 Single-threaded on purpose: the exec path (event → /proc read → engine) and the sampler share
 state (lineage, counters) without locks, and the kernel queues events while a sampling round
-runs. The fanotify gate, when enabled, is the only other thread: it must answer the kernel
-even while this loop is busy.
+runs. The fanotify gate, when enabled, is the other thread that decides: it must answer the
+kernel even while this loop is busy. Reads of container files run on the small pool of
+``kernel.container_files`` under deadlines, so a hung filesystem cannot stop this loop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from node_agent.counters import Counters
 from node_agent.judge.pods import PodLookup
+from node_agent.kernel.container_files import FileReader
 from node_agent.kernel.events import EventSource
 from node_agent.kernel.fanotify import ExecGate
 from node_agent.kernel.rescan import RescanSource
@@ -53,6 +55,7 @@ class Agent:
         schedule: Schedule,
         rescan: RescanSource | None = None,
         gate: ExecGate | None = None,
+        files: FileReader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -65,6 +68,7 @@ class Agent:
         self._schedule = schedule
         self._rescan = rescan
         self._gate = gate
+        self._files = files
         self._clock = clock
         self.findings: list[Finding] = []
         self.keep_findings = False
@@ -80,9 +84,11 @@ class Agent:
         return len(self._sampler.tracked)
 
     def close(self) -> None:
-        """Release the event source and stop the exec gate."""
+        """Release the event source, stop the exec gate and the container file readers."""
         if self._gate is not None:
             self._gate.stop()
+        if self._files is not None:
+            self._files.close()
         self._source.close()
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:

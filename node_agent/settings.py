@@ -34,7 +34,27 @@ class AgentSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Prometheus /metrics port (in-cluster: 9090)."
     )
-    metrics_address: str = Field(default="0.0.0.0", description="Address /metrics binds to.")  # noqa: S104 - hostNetwork scrape target
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address /metrics binds to. The agent runs on the host network, so 0.0.0.0 would "
+            "publish unauthenticated metrics on every node address; the chart passes the pod "
+            "IP (status.podIP, the node's IP under hostNetwork)."
+        ),
+    )
+    file_readers: int = Field(
+        default=2, ge=1, le=16, description="Threads reading container files (configs, exe)."
+    )
+    file_read_deadline: float = Field(
+        default=0.25,
+        gt=0,
+        description="Seconds a container file read may take before it is abandoned and counted.",
+    )
+    exe_scan_deadline: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds scanning an executable's bytes may take (~0.1 s for 16 MiB).",
+    )
     proc_connector: bool = Field(
         default=True, description="Use the proc connector (off: /proc rescans only)."
     )

@@ -22,7 +22,7 @@ from node_agent.judge.exe_content import ExecutableContent
 from node_agent.judge.lineage import Lineage
 from node_agent.judge.pods import NoPods, PodLookup
 from node_agent.judge.poolhosts import PoolAddresses
-from node_agent.kernel import attribution
+from node_agent.kernel import attribution, container_files
 from node_agent.kernel.cgroups import CgroupReader
 from node_agent.kernel.connector import ProcConnector
 from node_agent.kernel.events import EventSource
@@ -122,6 +122,14 @@ def build_agent(
         def on_container(pid: int, owner: attribution.Attribution) -> bool:
             return containers.cover(pid, owner, mark)
 
+    files = container_files.FileReader(
+        settings.file_readers,
+        settings.file_read_deadline,
+        counters,
+        scan_deadline_s=settings.exe_scan_deadline,
+    )
+    if (why := container_files.unavailable()) is not None:
+        log.warning("config files named by processes will not be read: %s", why)
     watcher = ExecWatcher(
         proc,
         policy_set,
@@ -132,6 +140,7 @@ def build_agent(
         ignore_pids=ignore,
         ignore_pods=ignore_pods,
         content=content,
+        files=files,
         on_container=on_container,
         max_per_poll=settings.max_exec_per_poll,
         verdict_cache=settings.verdict_cache,
@@ -176,4 +185,5 @@ def build_agent(
         ),
         rescan=rescan,
         gate=gate,
+        files=files,
     )

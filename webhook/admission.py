@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minerguard import podspec
-from minerguard.compiled_policy import CompiledPolicy
+from minerguard.compiled_policy import CompiledPolicy, by_strictness
 from minerguard.errors import UnsupportedObjectError
-from minerguard.evaluate import Decision, Finding
+from minerguard.evaluate import UNEXAMINED, Decision, Finding, Unverified
 from minerguard.signatures.engine import Subject
 from webhook import audit, memo, platforms
 from webhook.cluster import Cluster
@@ -143,7 +143,13 @@ class Reviewer:
         started = self._clock()
         result = await self._decide(request, started)
         if result.findings:
-            self.dropped += audit.record(self._sink, request, result.kind, result.findings)
+            self.dropped += audit.record(
+                self._sink,
+                request,
+                result.kind,
+                result.findings,
+                authenticated=self._settings.caller_authenticated,
+            )
         return result
 
     async def _decide(self, request: AdmissionRequest, started: float) -> Answer:
@@ -295,20 +301,24 @@ class Reviewer:
         policies = self._policies()
         ns_labels = await self._namespace_labels(namespace, policies, started)
         findings: list[Finding] = []
+        unexamined: list[Unverified] = []
         exempt: list[str] = []
         applied: list[str] = []
-        for policy in policies:
+        for policy in by_strictness(policies):  # the deciding policy is named first
             if not policy.covers_namespace(namespace, ns_labels):
                 continue
             applied.append(policy.name)
-            reason = policy.exemption(image or None, None, labels_source, argv)
+            # The command is the exec-er's, not the image's: an image exemption does not cover it.
+            reason = policy.exemption(None, None, labels_source, argv)
             if reason is not None:
                 exempt.append(f"{container.name}: {reason}")
                 continue
             verdict = policy.engine.evaluate(Subject(argv=argv))
             if verdict.matched:
                 findings.append(Finding(policy, container, argv, verdict, None))
-        decision = Decision(tuple(findings), (), tuple(exempt), tuple(applied))
+            elif verdict.incomplete:
+                unexamined.append(Unverified(policy, container, UNEXAMINED, unexamined=True))
+        decision = Decision(tuple(findings), tuple(unexamined), tuple(exempt), tuple(applied))
         return answer(decision, kind)
 
 

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from minerguard.compiled_policy import CompiledPolicy, load_policy_files
 from minerguard.kube.policy_watch import PolicyWatch
 from minerguard.kube.reporter import Reporter
-from webhook import audit, memo, metrics, registry, resolve, routes, tls
+from webhook import audit, bodies, egress, memo, metrics, pinning, registry, resolve, routes, tls
 from webhook.admission import Reviewer
 from webhook.cluster import ApiFactory, Cluster, api_factory
 from webhook.settings import WebhookSettings
@@ -42,6 +42,12 @@ class Services:
     policy_watch: PolicyWatch | None = None
     reporter: Reporter | None = None
     started: float = field(default_factory=time.monotonic)
+    pinner: pinning.Pinner | None = None
+    bodies: bodies.Budgets = field(init=False)
+
+    def __post_init__(self) -> None:
+        """The memory budget for request bodies in flight: one per worker process."""
+        self.bodies = bodies.Budgets.of(self.settings.inflight_bytes)
 
     def ready(self) -> bool:
         """Policies are in force: synced from the cluster, or files, or the grace is over."""
@@ -121,7 +127,11 @@ def _start(
     series = metrics.Metrics(lambda: _counts(reporter))
     series.policies.set(len(fallback))
     series.registry.register(_TLSReloads())
-    client = registry.RegistryClient(insecure=settings.insecure_registries, verify=verify)
+    client = registry.RegistryClient(
+        insecure=settings.insecure_registries,
+        verify=verify,
+        policy=egress.AddressPolicy.of(settings.registry_allowed_networks),
+    )
     resolver = resolve.ImageResolver(
         client,
         tag_ttl=settings.registry_cache_ttl,
@@ -139,14 +149,16 @@ def _start(
         current = lambda: watched.policies  # noqa: E731
     current = memo.MemoPolicies(current)
     sink: audit.Sink = reporter if reporter is not None else audit.LogSink()
+    cluster = Cluster(kube) if kube else None
     reviewer = Reviewer(
         settings,
         current,
         resolver,
-        cluster=Cluster(kube) if kube else None,
+        cluster=cluster,
         sink=sink,
     )
-    return Services(settings, series, reviewer, resolver, policy_watch, reporter)
+    pinner = pinning.Pinner(settings, resolver, cluster=cluster)
+    return Services(settings, series, reviewer, resolver, policy_watch, reporter, pinner=pinner)
 
 
 async def _stop(services: Services) -> None:

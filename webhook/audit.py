@@ -1,6 +1,10 @@
 """The audit trail of admission: a MinerDetection (and an Event) per deny or warn.
 
-Who asked comes from the AdmissionReview's ``userInfo``: the first question in an incident.
+Who asked comes from the AdmissionReview's ``userInfo``: the first question in an incident. It is
+only as true as the caller: unless the webhook authenticated it (a client certificate from the API
+server's CA, ``--client-ca``), anyone who can reach the port can post a review naming any user and
+namespace. So every record says which it is: ``spec.requesterAuthenticated`` on the detection, and
+the Event's text names the user "as claimed by the AdmissionReview (caller not authenticated)".
 Records are handed to a :class:`Sink` and never awaited: the cluster sink is
 :class:`minerguard.kube.reporter.Reporter` (bounded queue, retries, drop counter); without a
 cluster they go to the log. A ``dryRun`` request has no side effects, so it records nothing.
@@ -95,10 +99,20 @@ def object_name(request: AdmissionRequest) -> str:
     return str(name)[:253]
 
 
-def detection(request: AdmissionRequest, kind: str, finding: Finding) -> MinerDetection:
-    """The MinerDetection for one finding of one request."""
+UNAUTHENTICATED = "as claimed by the AdmissionReview (caller not authenticated)"
+"""What the Event says after the user's name when the webhook did not authenticate its caller."""
+
+
+def detection(
+    request: AdmissionRequest, kind: str, finding: Finding, *, authenticated: bool = False
+) -> MinerDetection:
+    """The MinerDetection for one finding of one request.
+
+    ``authenticated``: whether the caller proved to be the API server (then ``userInfo`` is the
+    API server's word); otherwise the requester is recorded as a claim.
+    """
     metadata = _metadata(request.object)
-    return detections.from_admission(
+    found = detections.from_admission(
         finding,
         object_kind=kind,
         object_name=object_name(request) or None,
@@ -115,9 +129,13 @@ def detection(request: AdmissionRequest, kind: str, finding: Finding) -> MinerDe
         requesting_groups=request.user_info.groups,
         actions_requested=["Deny" if finding.denies else "Warn"],
     )
+    spec = found.spec.model_copy(update={"requester_authenticated": authenticated})
+    return found.model_copy(update={"spec": spec})
 
 
-def event(request: AdmissionRequest, kind: str, finding: Finding) -> EventSpec:
+def event(
+    request: AdmissionRequest, kind: str, finding: Finding, *, authenticated: bool = False
+) -> EventSpec:
     """The Event that ``kubectl get events`` shows for a finding."""
     metadata = _metadata(request.object)
     namespace = request.namespace or str(metadata.get("namespace") or "default")
@@ -129,6 +147,8 @@ def event(request: AdmissionRequest, kind: str, finding: Finding) -> EventSpec:
         api_version=WORKLOAD_API_VERSIONS.get(kind, "v1"),
     )
     who = request.user_info.username or "unknown user"
+    if not authenticated:
+        who = f"{who} {UNAUTHENTICATED}"
     action = "refused" if finding.denies else "admitted with a warning"
     message = f"{action} for {who}: {finding.message()}"
     reason = "MinerAdmissionDenied" if finding.denies else "MinerAdmissionWarning"
@@ -140,12 +160,24 @@ def _label(value: str) -> str:
     return cleaned.strip("-_.") or "unknown"
 
 
-def record(sink: Sink, request: AdmissionRequest, kind: str, findings: tuple[Finding, ...]) -> int:
-    """Hand every finding to the sink (unless dry-run); the number dropped."""
+def record(
+    sink: Sink,
+    request: AdmissionRequest,
+    kind: str,
+    findings: tuple[Finding, ...],
+    *,
+    authenticated: bool = False,
+) -> int:
+    """Hand every finding to the sink (unless dry-run); the number dropped.
+
+    ``authenticated`` is the server's, never the review's: whether the TLS handshake required a
+    client certificate from the API server's CA (:attr:`WebhookSettings.caller_authenticated`).
+    """
     if request.dry_run:
         return 0
     dropped = 0
     for finding in findings:
-        if not sink.submit(detection(request, kind, finding), event(request, kind, finding)):
+        found = detection(request, kind, finding, authenticated=authenticated)
+        if not sink.submit(found, event(request, kind, finding, authenticated=authenticated)):
             dropped += 1
     return dropped

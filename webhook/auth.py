@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,19 @@ def parse_challenge(header: str) -> Challenge | None:
         if key:
             params[key] = value
     return Challenge(scheme=scheme.lower(), params=params)
+
+
+def identity(registry: str, creds: Credentials | None) -> str:
+    """Who a cached answer or token belongs to: a digest of the registry and the credentials.
+
+    The user name alone is not an identity (ECR's is always ``AWS``; two namespaces' secrets
+    may share a robot name with different passwords), and the secret's name or namespace says
+    nothing about what the registry grants; the credentials themselves do. ``""``: anonymous.
+    """
+    if creds is None:
+        return ""
+    material = f"{registry}\0{creds.username}\0{creds.password}".encode()
+    return hashlib.sha256(material).hexdigest()[:32]
 
 
 def registry_key(text: str) -> str:

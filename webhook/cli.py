@@ -9,11 +9,13 @@ builds the same app and watches the certificate files itself.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,6 +24,7 @@ from uvicorn.supervisors import Multiprocess
 
 from minerguard.compiled_policy import load_policy_files
 from minerguard.errors import PolicyError
+from webhook import connections
 from webhook.app import create_app
 from webhook.settings import WebhookSettings
 from webhook.tls import ReloadingTLS
@@ -40,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--port", type=int, help="HTTPS port (default 8443)")
     cli.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain")
     cli.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key")
+    cli.add_argument(
+        "--client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA: require callers' TLS client certificates signed by it (the API server's)",
+    )
     cli.add_argument(
         "--policy-file",
         dest="policy_files",
@@ -108,13 +117,21 @@ def server_config(settings: WebhookSettings) -> uvicorn.Config:
         port=settings.port,
         workers=settings.workers,
         ssl_context_factory=ReloadingTLS(
-            settings.tls_cert, settings.tls_key, settings.tls_reload_seconds
+            settings.tls_cert, settings.tls_key, settings.tls_reload_seconds, settings.client_ca
         ),
         log_level=settings.log_level,
         access_log=False,
         lifespan="on",
         server_header=False,
         timeout_keep_alive=60,
+        http=cast(
+            "type[asyncio.Protocol]",
+            functools.partial(  # a partial of a module-level class: picklable for --workers
+                connections.RequestDeadline,
+                timeout=settings.body_timeout,
+                max_connections=settings.max_connections,
+            ),
+        ),
     )
 
 
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for path in (settings.tls_cert, settings.tls_key):
+    for path in (settings.tls_cert, settings.tls_key, settings.client_ca):
         if path is not None and not path.is_file():
             print(f"minerguard webhook: {path}: no such file", file=sys.stderr)
             return 2

@@ -18,6 +18,7 @@ from minerguard import podspec
 from minerguard.cache import BoundedCache
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.evaluate import Decision, evaluate_containers
+from minerguard.signatures import engine
 from minerguard.signatures.bundle import Entry
 from minerguard.signatures.engine import Evaluator, Subject, Verdict
 
@@ -52,7 +53,8 @@ class MemoEngine:
             self.hits += 1
             return found
         verdict = self.inner.evaluate(subject)
-        self._verdicts.put(subject, verdict)
+        if not verdict.incomplete:  # cut by one review's budget: true for that review only
+            self._verdicts.put(subject, verdict)
         return verdict
 
 
@@ -138,6 +140,6 @@ class DecisionMemo:
             image_configs=configs,
             image_errors=errors,
         )
-        if small:
+        if small and not engine.budget_cut():  # a cut review's decision holds for it alone
             self._decisions.put(key, decision)
         return decision

@@ -8,6 +8,11 @@ the memo, so replicas still cost one evaluation): it is taken once per *layer*, 
 one variant of each such image, and the layers are merged so that each container under each
 policy keeps its most severe finding. A finding that only some platforms produce names them,
 in the message and in the evidence recorded for it.
+
+An index with more runnable entries than are judged (:data:`MAX_PLATFORMS`) is not passed on
+the strength of the entries that were: a container using it that no judged entry convicts is
+*unverified*, exactly as if its registry had failed, and the policy's ``onRegistryFailure``
+decides (an attacker would otherwise put the miner 17th).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def decide(
     errors: Mapping[str, str],
 ) -> Decision:
     """The worst decision over every platform the pod's images may run on."""
+    errors = {**errors, **gaps(per_platform)}
     decided = [
         (
             memo.decide(
@@ -102,7 +108,8 @@ def worst(
     unverified: dict[tuple[str, podspec.Container], Unverified] = {}
     for decision, _ in decided:
         for item in decision.unverified:
-            unverified.setdefault((item.policy.name, item.container), item)
+            if (item.policy.name, item.container) not in found:  # convicted elsewhere
+                unverified.setdefault((item.policy.name, item.container), item)
     exempt = dict.fromkeys(line for decision, _ in decided for line in decision.exempt)
     return Decision(
         tuple(findings), tuple(unverified.values()), tuple(exempt), decided[0][0].policies
@@ -120,6 +127,16 @@ def named(finding: Finding, variant: Variant) -> Finding:
     return dataclasses.replace(
         finding, verdict=dataclasses.replace(finding.verdict, signals=signals)
     )
+
+
+def gaps(per_platform: Mapping[str, PerPlatform]) -> dict[str, str]:
+    """Images some of whose runnable entries were not judged, and why, as image errors."""
+    return {
+        image: f"only {MAX_PLATFORMS} of its index's entries were judged, {p.unjudged} more "
+        "were not"
+        for image, p in per_platform.items()
+        if p.unjudged
+    }
 
 
 def unjudged(per_platform: Mapping[str, PerPlatform]) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """An async OCI distribution client that reads only what decides what a container runs.
 
-Reference → manifest (or index → the pinned platform's manifest, :func:`pick`, or every
-runnable entry's, :func:`runnable`) → config blob → Entrypoint, Cmd, Env. Every body is
+Reference → manifest (or index → the manifests a node would pull, chosen by
+:mod:`webhook.matching`) → config blob → Entrypoint, Cmd, Env. Every body is
 size-capped and its sha256 computed here (a registry's ``Docker-Content-Digest`` header is
 never trusted), so a digest cached or matched against an exemption is the digest of the
 bytes actually read. Registry 2.x answers 404 to an OCI manifest requested without a
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from minerguard import images
 from minerguard.cache import BoundedCache
 from minerguard.errors import MinerguardError
 from minerguard.podspec import ImageConfig
-from webhook import auth
+from webhook import auth, egress
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -37,30 +37,51 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
 MAX_ENV = 4096
 RUNNABLE_OS = "linux"
-"""The only OS whose index entries count for a pod that pins no platform (see :func:`runnable`)."""
+"""The only OS whose entries count for a pod that pins no platform (:mod:`webhook.matching`)."""
+MAX_TOKEN_BYTES = 1 << 20
 MAX_PLATFORMS = 16
 """At most this many entries of one index are fetched and judged (the cost of one image is
 bounded; the rest are reported as not judged, never silently passed)."""
 
 
 class RegistryError(MinerguardError):
-    """An image's config could not be read; the message says why, for the response."""
+    """An image's config could not be read.
+
+    The message is the detail, for the webhook's log: addresses, upstream statuses, what was
+    wrong. :attr:`public` is what the caller of a review is told: one sentence per kind of
+    failure, the same whatever host or port was asked, so the webhook's answers cannot be
+    used to scan what it can reach.
+    """
+
+    generic = "the image could not be read from its registry"
+
+    def __init__(self, detail: str, *, public: str | None = None) -> None:
+        super().__init__(detail)
+        self.public = public or self.generic
 
 
 class RegistryUnavailable(RegistryError):
-    """Unreachable, timed out, or answered 5xx/429: worth trying again later."""
+    """Unreachable, not allowed by the address policy, timed out, or answered 5xx/429."""
+
+    generic = "the registry could not be reached"
 
 
 class RegistryDenied(RegistryError):
     """The registry refused our credentials (or wants some we do not have)."""
 
+    generic = "the registry refused access"
+
 
 class ImageNotFound(RegistryError):
     """The repository, tag or digest does not exist."""
 
+    generic = "the image was not found"
+
 
 class BadImage(RegistryError):
     """The registry answered something that is not a usable image (or too big, or tampered)."""
+
+    generic = "the registry's answer is not a usable image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +97,6 @@ class Platform:
         """``linux/arm64/v8`` → Platform."""
         parts = text.split("/")
         return cls(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
-
-    def matches(self, declared: Mapping[str, Any]) -> bool:
-        """Whether an index entry's ``platform`` fits (variant only when both name one)."""
-        if declared.get("os") != self.os or declared.get("architecture") != self.architecture:
-            return False
-        variant = declared.get("variant")
-        return self.variant is None or variant is None or variant == self.variant
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
@@ -143,25 +157,42 @@ def image_config(document: Mapping[str, Any], digest: str) -> ImageConfig:
     )
 
 
+TokenKey = tuple[str, str, str, str, str]
+"""(registry, realm, service, scope, credential identity): whose token it is, for what."""
+
+
 class RegistryClient:
-    """Reads image configs over HTTPS (or plain HTTP for ``insecure`` HOST:PORTs)."""
+    """Reads image configs over HTTPS (or plain HTTP for ``insecure`` HOST:PORTs).
+
+    Every connection goes through ``policy`` (:mod:`webhook.egress`): registries, token realms
+    and blob redirects alike. Credentials go only to the registry they were issued for and to
+    the token realm it names, and only over HTTPS (plain HTTP only to hosts configured
+    insecure); a token goes back only to the registry whose challenge asked for it; a redirect
+    is followed once, without any ``Authorization``.
+    """
 
     def __init__(
         self,
         *,
         insecure: Iterable[str] = (),
         verify: ssl.SSLContext | bool = True,
-        http: httpx.AsyncClient | None = None,
+        policy: egress.AddressPolicy | None = None,
         max_connections: int = 64,
     ) -> None:
         self._insecure = frozenset(h.lower() for h in insecure)
-        self._http = http or httpx.AsyncClient(
-            verify=verify,
+        limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=30)
+        transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+        egress.guard(transport, policy or egress.AddressPolicy())
+        self._http = httpx.AsyncClient(
+            transport=transport,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=30),
+            trust_env=False,  # a proxy would connect where the address policy cannot see
             headers={"User-Agent": "minerguard-webhook"},
         )
-        self._authorization: BoundedCache[tuple[str, str, str], str] = BoundedCache(4096)
+        # registry → the realm and service its last challenge named, so a cached token is
+        # sent before the 401 that would name them again.
+        self._challenges: BoundedCache[str, tuple[str, str]] = BoundedCache(1024)
+        self._authorization: BoundedCache[TokenKey, str] = BoundedCache(4096)
         self.requests = 0
 
     async def aclose(self) -> None:
@@ -173,6 +204,12 @@ class RegistryClient:
         host = DOCKER_HUB_API if registry == images.DEFAULT_REGISTRY else registry
         scheme = "http" if registry in self._insecure else "https"
         return f"{scheme}://{host}"
+
+    def _secure_enough(self, url: httpx.URL) -> bool:
+        """HTTPS, or plain HTTP to a HOST:PORT configured insecure."""
+        if url.scheme == "https":
+            return True
+        return url.scheme == "http" and _origin(str(url)).lower() in self._insecure
 
     # -- transport --------------------------------------------------------------------------
 
@@ -212,14 +249,20 @@ class RegistryClient:
         timeout: float,
     ) -> tuple[str, float | None]:
         realm = challenge.params.get("realm", "")
-        if not realm.startswith(("https://", "http://")):
-            raise RegistryDenied(f"token realm {realm!r:.100} is not an http(s) URL")
+        try:
+            target = httpx.URL(realm)
+        except httpx.InvalidURL as err:
+            raise RegistryDenied(f"token realm {realm!r:.100} is not a URL") from err
+        if not target.host or not self._secure_enough(target):
+            # Our pull-secret credentials would cross the network in the clear (or to a
+            # non-HTTP scheme) on a registry's say-so.
+            raise RegistryDenied(f"token realm {realm!r:.100} is not HTTPS")
         params = {"scope": f"repository:{repository}:pull"}
         if "service" in challenge.params:
             params["service"] = challenge.params["service"]
-        url = str(httpx.URL(realm, params=params))
+        url = str(target.copy_merge_params(params))
         headers = {"Authorization": creds.basic()} if creds else {}
-        answer, body = await self._send(url, headers, 1 << 20, timeout)
+        answer, body = await self._send(url, headers, MAX_TOKEN_BYTES, timeout)
         if answer.status_code in (401, 403):
             raise RegistryDenied(f"token service {_origin(url)} refused ({answer.status_code})")
         if answer.status_code >= 500 or answer.status_code == 429:
@@ -244,8 +287,8 @@ class RegistryClient:
         """GET ``/v2/<repo>/<path>``, answering one auth challenge; raises RegistryError."""
         url = f"{self.base_url(ref.registry)}/v2/{ref.repository}/{path}"
         headers = {"Accept": accept} if accept else {}
-        key = (ref.registry, ref.repository, creds.username if creds else "")
-        cached = self._authorization.get(key)
+        key = self._token_key(ref, creds)
+        cached = self._authorization.get(key) if key else None
         if cached:
             headers["Authorization"] = cached
         answer, body = await self._send(url, headers, limit, timeout)
@@ -254,20 +297,31 @@ class RegistryClient:
             if challenge is None:
                 raise RegistryDenied(f"{ref.registry} wants credentials and names no scheme")
             if challenge.scheme == "bearer":
+                realm = challenge.params.get("realm", "")
+                self._challenges.put(ref.registry, (realm, challenge.params.get("service", "")))
+                key = self._token_key(ref, creds)
                 token, expires = await self._token(challenge, ref.repository, creds, timeout)
                 value = f"Bearer {token}"
                 lifetime = expires if expires and expires > 0 else auth.DEFAULT_TOKEN_SECONDS
-                self._authorization.put(key, value, max(lifetime - auth.TOKEN_MARGIN_SECONDS, 1))
+                if key:
+                    ttl = max(lifetime - auth.TOKEN_MARGIN_SECONDS, 1)
+                    self._authorization.put(key, value, ttl)
             elif challenge.scheme == "basic" and creds is not None:
+                if not self._secure_enough(httpx.URL(url)):
+                    raise RegistryDenied(f"{ref.registry} asks for Basic credentials over HTTP")
+                self._challenges.put(ref.registry, ("", ""))
+                key = self._token_key(ref, creds)
                 value = creds.basic()
-                self._authorization.put(key, value, 300)
+                if key:
+                    self._authorization.put(key, value, 300)
             else:
                 raise RegistryDenied(f"{ref.registry} wants credentials the pod does not have")
             headers["Authorization"] = value
             answer, body = await self._send(url, headers, limit, timeout)
         status = answer.status_code
         if status in (401, 403):
-            self._authorization.put(key, "", 0)
+            if key:
+                self._authorization.pop(key, None)
             raise RegistryDenied(f"{ref.registry} refused access to {ref.repository} ({status})")
         if status == 404:
             what, _, which = path.partition("/")
@@ -280,14 +334,30 @@ class RegistryClient:
             raise BadImage(f"{ref.registry} answered {status} for {path}")
         return answer, body
 
+    def _token_key(self, ref: images.ImageRef, creds: auth.Credentials | None) -> TokenKey | None:
+        """Where a token for this repository and these credentials is kept (None: unknown yet)."""
+        known = self._challenges.get(ref.registry)
+        if known is None:
+            return None
+        realm, service = known  # ("", "") for Basic
+        scope = f"repository:{ref.repository}:pull"
+        return (ref.registry, realm, service, scope, auth.identity(ref.registry, creds))
+
     async def _redirected(
         self, answer: httpx.Response, limit: int, timeout: float
     ) -> tuple[httpx.Response, bytes]:
+        """One hop, never with ``Authorization``, HTTPS unless the target is configured insecure.
+
+        Storage redirects are pre-signed; the address policy applies to the target as to any
+        connection. A second redirect is an error, so a loop costs one request.
+        """
         location = answer.headers.get("location", "")
-        target = answer.request.url.join(location)
-        if target.scheme not in ("https", "http"):
-            raise BadImage("blob redirect to a non-HTTP location")
-        # Storage redirects are pre-signed: no Authorization goes to another host.
+        try:
+            target = answer.request.url.join(location)
+        except httpx.InvalidURL as err:
+            raise BadImage(f"blob redirect to {location!r:.100}") from err
+        if not target.host or not self._secure_enough(target):
+            raise BadImage(f"blob redirect to a non-HTTPS location {target.scheme}://{target.host}")
         moved, body = await self._send(str(target), {}, limit, timeout)
         if moved.status_code != 200:
             raise RegistryUnavailable(f"blob storage answered {moved.status_code}")
@@ -360,49 +430,6 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise BadImage(f"{what} is not a JSON object")
     return document
-
-
-def _entries(index: Fetched) -> Iterator[tuple[Mapping[str, Any], str]]:
-    """(declared platform, manifest digest) of each well-formed entry of an index."""
-    entries = index.document.get("manifests")
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, Mapping):
-            continue
-        declared, digest = entry.get("platform"), entry.get("digest")
-        if isinstance(declared, Mapping) and isinstance(digest, str):
-            yield declared, digest
-
-
-def pick(index: Fetched, platform: Platform, name: str) -> str:
-    """The digest of the index entry for ``platform``."""
-    for declared, digest in _entries(index):
-        if platform.matches(declared):
-            return digest
-    raise BadImage(f"{name}: no {platform} image in its index")
-
-
-def runnable(index: Fetched, name: str, limit: int = MAX_PLATFORMS) -> Runnable:
-    """The entries a Linux node could pull, in index order, at most ``limit`` of them.
-
-    An unpinned pod may be scheduled on any architecture of a mixed cluster, so each of these
-    is what it might run. Entries for another OS, and those that are not images at all
-    (buildx's attestation manifests declare ``unknown/unknown``), are never pulled by a Linux
-    node and are skipped rather than fetched.
-    """
-    found: list[Entry] = []
-    for declared, digest in _entries(index):
-        arch, variant = declared.get("architecture"), declared.get("variant")
-        if (
-            declared.get("os") != RUNNABLE_OS
-            or not isinstance(arch, str)
-            or arch in ("", "unknown")
-        ):
-            continue
-        variant = variant if isinstance(variant, str) and variant else None
-        found.append(Entry(Platform(RUNNABLE_OS, arch, variant), digest))
-    if not found:
-        raise BadImage(f"{name}: no {RUNNABLE_OS} image in its index")
-    return Runnable(tuple(found[:limit]), max(len(found) - limit, 0))
 
 
 def _origin(url: str) -> str:

@@ -10,13 +10,25 @@ request; what a failure means (allow with a warning, or deny) is the policy's ca
 The platform choice is a :class:`Platform` when the pod pins one, else ``None``: any node
 may run the pod, so a multi-arch index resolves to what *each* of its Linux entries runs
 (fetched concurrently), and an index that hides a miner behind one architecture is judged on
-it. Entries that all run the same thing collapse to one :class:`ImageConfig`, so the common
-multi-arch image costs the decision nothing more than a single-arch one.
+it. A pinned pod is judged on every entry a node of that architecture might pull, by the
+runtime's own rules (:mod:`webhook.matching`). Entries that all run the same thing collapse to
+one :class:`ImageConfig`, so the common multi-arch image costs nothing more than a single one.
+
+Caches are per tenant where it matters. What an image runs is cached by registry, repository
+and digest, with the set of credential identities (:func:`webhook.auth.identity`) that proved
+to the registry they may read that digest. Anyone may be served an answer proven anonymously
+(no keychain is even loaded); anyone else is served only after the registry let *their*
+credentials read the manifest (one request; the config stays cached). Failures and in-flight
+lookups are keyed by the same identity, so one namespace's 401 is never another's answer.
+
+The caller is told one generic sentence per kind of failure (:attr:`RegistryError.public`);
+hosts, statuses and addresses go to the log only, so reviews cannot be used as a port scanner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +36,17 @@ from dataclasses import dataclass, field
 from minerguard.cache import BoundedCache, Clock
 from minerguard.images import ImageRef
 from minerguard.podspec import ImageConfig
-from webhook import auth, references, registry
+from webhook import auth, matching, references, registry
 from webhook.registry import Platform
+
+log = logging.getLogger(__name__)
 
 Keychain = Mapping[str, auth.Credentials]
 KeychainLoader = Callable[[], Awaitable[Keychain]]
 """Loads a pod's registry credentials; called only when the registry must be asked."""
 GRACE = 0.05
+ANYONE = ""
+"""The identity of an anonymous lookup: an answer it proved may be served to every requester."""
 
 
 async def no_credentials() -> Keychain:
@@ -111,6 +127,12 @@ class Outcome:
     error: str | None
 
 
+Where = tuple[str, str, str]
+"""(registry, repository, top-level digest): what a cached answer is the answer for."""
+FlightKey = tuple[str, PlatformChoice, str]
+"""(image, platform choice, credential identity): one lookup, shared by identical requesters."""
+
+
 class ImageResolver:
     """Image references → what they run, through the caches and the registry client."""
 
@@ -131,24 +153,40 @@ class ImageResolver:
         self._tags: BoundedCache[tuple[str, str, str], str] = BoundedCache(
             size, ttl=tag_ttl, clock=clock
         )
-        # (top-level digest, choice) → answer; a pinned choice always holds an ImageConfig.
-        self._configs: BoundedCache[tuple[str, PlatformChoice], Resolved] = BoundedCache(size)
-        # (index digest, entry manifest digest) → that entry's config, for either choice.
-        self._entries: BoundedCache[tuple[str, str], ImageConfig] = BoundedCache(size)
-        self._errors: BoundedCache[tuple[str, PlatformChoice, str], str] = BoundedCache(
-            size, ttl=error_ttl, clock=clock
+        # (registry, repository, top-level digest) → identities the registry let read it;
+        # expires with the tags, so revoked credentials are noticed within the tag TTL.
+        self._access: BoundedCache[Where, frozenset[str]] = BoundedCache(
+            size, ttl=tag_ttl, clock=clock
         )
-        self._inflight: dict[tuple[str, PlatformChoice, str], asyncio.Future[Resolved]] = {}
+        # (where, choice) → answer.
+        self._configs: BoundedCache[tuple[Where, PlatformChoice], Resolved] = BoundedCache(size)
+        # (where, entry manifest digest) → that entry's config, for either choice.
+        self._entries: BoundedCache[tuple[Where, str], ImageConfig] = BoundedCache(size)
+        self._errors: BoundedCache[FlightKey, str] = BoundedCache(size, ttl=error_ttl, clock=clock)
+        self._inflight: dict[FlightKey, asyncio.Future[Resolved]] = {}
         self._observe = observe
 
+    def _warm(self, ref: ImageRef, platform: PlatformChoice, who: str) -> Resolved | None:
+        """The cached answer for ``ref`` if ``who`` (or anyone anonymously) proved access."""
+        digest = ref.digest or self._tags.get((ref.registry, ref.repository, ref.tag or "latest"))
+        if digest is None:
+            return None
+        where = (ref.registry, ref.repository, digest)
+        proven = self._access.get(where)
+        if proven is None or (ANYONE not in proven and who not in proven):
+            return None
+        return self._configs.get((where, platform))
+
+    def _grant(self, where: Where, who: str) -> None:
+        self._access.put(where, (self._access.get(where) or frozenset()) | {who})
+
     def cached(self, image: str, platform: PlatformChoice) -> Resolved | None:
-        """The cached answer, without any I/O (the hot path of a warm webhook)."""
+        """The cached answer anyone may have, without any I/O (a warm webhook's hot path)."""
         try:
             ref = references.reference(image)
         except registry.BadImage:
             return None
-        digest = ref.digest or self._tags.get((ref.registry, ref.repository, ref.tag or "latest"))
-        return self._configs.get((digest, platform)) if digest else None
+        return self._warm(ref, platform, ANYONE)
 
     async def resolve_all(
         self,
@@ -162,55 +200,83 @@ class ImageResolver:
         """Resolve each distinct image within ``deadline`` seconds; never raises.
 
         ``platform`` None: the pod pins none, so an index answers for all its Linux entries.
+        ``identity`` is unused (kept for callers): who a requester is for the caches is the
+        digest of the credentials its keychain holds for each registry, not a secret's name.
         """
+        del identity
         result = Resolution()
         pending: dict[str, asyncio.Future[Resolved]] = {}
         shared = _Once(keychain)
+        cold: list[str] = []
         for image in dict.fromkeys(images):
             hit = self.cached(image, platform)
             if hit is not None:
                 result.add(image, hit)
                 self._report(Outcome(True, 0.0, None))
                 continue
-            remembered = self._errors.get((image, platform, identity))
-            if remembered is not None:
-                result.errors[image] = remembered
-                continue
-            pending[image] = self._flight(image, platform, identity, shared, deadline)
+            pending[image] = asyncio.ensure_future(
+                self._lookup(image, platform, shared, deadline, cold)
+            )
         if not pending:
             return result
-        result.cold = len(pending)
         # A little past the fetches' own deadline, so they end (and are remembered) first.
         _, late = await asyncio.wait(pending.values(), timeout=deadline + GRACE)
+        result.cold = len(cold)
         for image, future in pending.items():
             if future in late:
                 future.cancel()  # the shared fetch goes on for other reviews and the cache
-                result.errors[image] = f"registry did not answer within {deadline:g}s"
+                result.errors[image] = _timeout(deadline).public
                 continue
             error = future.exception()
             if error is None:
                 result.add(image, future.result())
             else:
-                result.errors[image] = str(error) or type(error).__name__
+                result.errors[image] = _public(error)
         return result
 
     def _report(self, outcome: Outcome) -> None:
         if self._observe is not None:
             self._observe(outcome)
 
-    def _flight(
+    async def _lookup(
         self,
         image: str,
         platform: PlatformChoice,
-        identity: str,
         keychain: _Once,
         deadline: float,
+        cold: list[str],
+    ) -> Resolved:
+        """Who is asking, then the cache for them, their remembered failure, or the registry."""
+        ref = references.reference(image)
+        try:
+            async with asyncio.timeout(deadline):
+                creds = (await keychain.get()).get(ref.registry)
+        except TimeoutError as err:
+            raise _timeout(deadline) from err
+        who = auth.identity(ref.registry, creds)
+        warm = self._warm(ref, platform, who)
+        if warm is not None:
+            self._report(Outcome(True, 0.0, None))
+            return warm
+        key = (image, platform, who)
+        remembered = self._errors.get(key)
+        if remembered is not None:
+            raise registry.RegistryError(remembered, public=remembered)
+        cold.append(image)
+        return await self._flight(key, ref, creds, deadline)
+
+    def _flight(
+        self,
+        key: FlightKey,
+        ref: ImageRef,
+        creds: auth.Credentials | None,
+        deadline: float,
     ) -> asyncio.Future[Resolved]:
-        key = (image, platform, identity)
         running = self._inflight.get(key)
         if running is not None:
             return asyncio.shield(running)
-        task = asyncio.ensure_future(self._fetch(image, platform, keychain, deadline))
+        image, platform, who = key
+        task = asyncio.ensure_future(self._fetch(ref, platform, creds, who, deadline))
         self._inflight[key] = task
         started = self._clock()
 
@@ -219,54 +285,60 @@ class ImageResolver:
             if done.cancelled():
                 return
             error = done.exception()
-            reason = None if error is None else str(error) or type(error).__name__
-            if reason is not None:
-                self._errors.put(key, reason, self._error_ttl)
+            reason = None if error is None else _public(error)
+            if error is not None:
+                self._errors.put(key, _public(error), self._error_ttl)
+                log.warning("image %s not resolved: %s", image, str(error) or type(error).__name__)
             self._report(Outcome(False, self._clock() - started, reason))
 
         task.add_done_callback(finished)
         return asyncio.shield(task)
 
     async def _fetch(
-        self, image: str, platform: PlatformChoice, keychain: _Once, deadline: float
+        self,
+        ref: ImageRef,
+        platform: PlatformChoice,
+        creds: auth.Credentials | None,
+        who: str,
+        deadline: float,
     ) -> Resolved:
-        """Registry round trips for one image, all inside ``deadline`` seconds."""
-        ref = references.reference(image)
+        """Registry round trips for one image, all inside ``deadline`` seconds.
+
+        The top-level manifest is always read with the requester's own credentials: that
+        read is what proves their access, and it is all a known image costs them.
+        """
         end = self._clock() + deadline
 
         def left() -> float:
             remaining = end - self._clock()
             if remaining <= 0:
-                raise registry.RegistryUnavailable(f"registry did not answer within {deadline:g}s")
+                raise _timeout(deadline)
             return remaining
 
         try:
             async with asyncio.timeout(deadline):
-                creds = (await keychain.get()).get(ref.registry)
                 top = await self.client.manifest(ref, ref.reference, creds, left())
                 if ref.digest is None:
                     self._tags.put((ref.registry, ref.repository, ref.tag or "latest"), top.digest)
-                cached = self._configs.get((top.digest, platform))
+                where = (ref.registry, ref.repository, top.digest)
+                self._grant(where, who)
+                cached = self._configs.get((where, platform))
                 if cached is not None:
                     return cached
                 steps = _Steps(self.client, ref, top, creds, left)
                 resolved: Resolved
                 if top.media_type not in registry.INDEXES:
                     resolved = await steps.config(top)
-                elif platform is not None:
-                    resolved = await self._entry(steps, registry.pick(top, platform, ref.name))
                 else:
-                    resolved = await self._everywhere(steps)
+                    resolved = await self._everywhere(steps, platform)
         except TimeoutError as err:
-            raise registry.RegistryUnavailable(
-                f"registry did not answer within {deadline:g}s"
-            ) from err
-        self._configs.put((top.digest, platform), resolved)
+            raise _timeout(deadline) from err
+        self._configs.put((where, platform), resolved)
         return resolved
 
-    async def _everywhere(self, steps: _Steps) -> Resolved:
-        """Every runnable entry of an index, fetched concurrently; any failure fails the image."""
-        chosen = registry.runnable(steps.top, steps.ref.name)
+    async def _everywhere(self, steps: _Steps, platform: PlatformChoice) -> Resolved:
+        """Every entry a node might pull, fetched concurrently; any failure fails the image."""
+        chosen = matching.candidates(steps.top, steps.ref.name, platform)
         digests = list(dict.fromkeys(e.digest for e in chosen.entries))
         fetched = await _all(self._entry(steps, digest) for digest in digests)
         configs = dict(zip(digests, fetched, strict=True))
@@ -279,7 +351,7 @@ class ImageResolver:
         Keyed by digest, not platform, so pinned and unpinned reviews that reach the same
         entry share it, however ambiguously the index declares its platforms.
         """
-        key = (steps.top.digest, digest)
+        key = ((steps.ref.registry, steps.ref.repository, steps.top.digest), digest)
         config = self._entries.get(key)
         if config is None:
             config = await steps.entry(digest)
@@ -295,11 +367,14 @@ class ImageResolver:
             raise registry.BadImage(f"{image}: a primed config needs a digest")
         if ref.digest is None:
             self._tags.put((ref.registry, ref.repository, ref.tag or "latest"), digest)
-        self._configs.put((digest, platform), config)
+        where = (ref.registry, ref.repository, digest)
+        self._grant(where, ANYONE)
+        self._configs.put((where, platform), config)
 
     def forget(self) -> None:
         """Drop every cached answer (tests, benchmarks of the cold path)."""
         self._tags.clear()
+        self._access.clear()
         self._configs.clear()
         self._entries.clear()
         self._errors.clear()
@@ -326,6 +401,18 @@ class _Steps:
         """The config blob ``manifest`` names, read into an :class:`ImageConfig`."""
         document = await self.client.config(self.ref, manifest, self.creds, self.left())
         return registry.image_config(document, self.top.digest)
+
+
+def _timeout(deadline: float) -> registry.RegistryUnavailable:
+    text = f"registry did not answer within {deadline:g}s"
+    return registry.RegistryUnavailable(text, public=text)
+
+
+def _public(error: BaseException) -> str:
+    """What a review's caller may be told about a failed lookup (details are logged)."""
+    if isinstance(error, registry.RegistryError):
+        return error.public
+    return registry.RegistryError.generic
 
 
 async def _all(steps: Iterable[Awaitable[ImageConfig]]) -> list[ImageConfig]:

@@ -81,8 +81,31 @@ class AdmissionReview(_Wire):
     request: AdmissionRequest
 
 
-def parse(body: bytes) -> AdmissionRequest:
-    """The request inside an AdmissionReview body; raises :class:`ReviewError` with a reason."""
+def shorten_lists(value: Any, max_items: int) -> None:
+    """Cut every JSON list in ``value`` to ``max_items`` entries, in place.
+
+    Reading a pod costs ~0.5 us per argument, variable or container in Python, before any
+    judging: six MiB of one-letter arguments kept a worker busy for 0.6 s. No more than the
+    engine's per-review word budget (or the container limit) of a list is ever examined, so
+    with ``max_items`` above both, the cut changes no verdict: the engine still sees more
+    words than its budget and says so, the reviewer still sees too many containers.
+    """
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            del node[max_items:]
+            stack.extend(v for v in node if isinstance(v, dict | list))
+
+
+def parse(body: bytes | bytearray, max_items: int | None = None) -> AdmissionRequest:
+    """The request inside an AdmissionReview body; raises :class:`ReviewError` with a reason.
+
+    With ``max_items``, the lists of ``object`` and ``oldObject`` are cut to that length
+    (:func:`shorten_lists`).
+    """
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as err:
@@ -97,6 +120,10 @@ def parse(body: bytes) -> AdmissionRequest:
             f"apiVersion {api_version!r:.80} is not served; this webhook serves {API_VERSION} "
             "(admissionReviewVersions: [v1])"
         )
+    request = raw.get("request")
+    if max_items is not None and isinstance(request, dict):
+        shorten_lists(request.get("object"), max_items)
+        shorten_lists(request.get("oldObject"), max_items)
     try:
         return AdmissionReview.model_validate(raw).request
     except ValidationError as err:

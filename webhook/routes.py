@@ -1,4 +1,4 @@
-"""HTTP endpoints: ``POST /validate``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""HTTP endpoints: ``POST /validate`` and ``/mutate``, ``/healthz``, ``/readyz``, ``/metrics``.
 
 ``/validate`` works on the raw body: FastAPI's body validation and response encoding would
 parse and re-walk a 3 MB pod for nothing, and Starlette's request, response and exception
@@ -8,6 +8,15 @@ same function when the middleware is absent). A decision is always a 200 Admissi
 deny is ``allowed: false``); only a body that is not an AdmissionReview v1 gets a 4xx with a
 message saying what is wrong. An unexpected failure inside a review is answered as a
 refusal, the way ``failurePolicy: Fail`` would treat it, and counted.
+``/mutate`` pins images to the digests judged (:mod:`webhook.pinning`) and never refuses.
+
+No client can exhaust a worker: requests arrive under a deadline or their connection is
+closed (:mod:`webhook.connections`), bodies are read under a size cap and a memory budget
+(:mod:`webhook.bodies`; 413 or 503, and the connection is closed), and the
+signature engine's work per review is bounded (:func:`minerguard.signatures.engine.budget`),
+so a review of a hostile object costs milliseconds, not seconds, of the event loop every
+other review shares. What the budget left unexamined is said in a warning and an audit
+annotation.
 """
 
 from __future__ import annotations
@@ -19,22 +28,20 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import State
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webhook import review
+from minerguard.signatures import engine
+from webhook import bodies, pinning, review
 
 if TYPE_CHECKING:
     from webhook.app import Services
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-
-
-class TooLarge(Exception):
-    """The body exceeds the configured limit."""
+CUT = "incomplete"
 
 
 def _services(request: Request) -> Services:
@@ -47,24 +54,38 @@ def _bad(services: Services, status: int, reason: str, message: str) -> tuple[in
     return status, review.error_body(message)
 
 
-async def answer(services: Services, body: bytes) -> tuple[int, bytes]:
+async def answer(services: Services, body: bytes | bytearray) -> tuple[int, bytes]:
     """Status and JSON body for one posted AdmissionReview; never raises."""
     started = time.perf_counter()
     settings = services.settings
     try:
-        admission = review.parse(body)
+        # A body under SMALL holds too few list entries to matter (~8 ms to read at worst);
+        # walking a typical review's lists would cost more than parsing it.
+        items = max(settings.judge_words, settings.max_containers) + 1
+        admission = review.parse(body, max_items=items if len(body) > bodies.SMALL else None)
     except review.ReviewError as err:
         return _bad(services, 400, "not_a_review", str(err))
     kind = admission.kind.kind
     try:
-        async with asyncio.timeout(settings.deadline):
-            result = await services.reviewer.review(admission)
+        with engine.budget(settings.judge_words, settings.judge_chars) as spent:
+            async with asyncio.timeout(settings.deadline):
+                result = await services.reviewer.review(admission)
+        warnings, annotations = result.warnings, dict(result.annotations)
+        if spent.cut:
+            note = (
+                f"minerguard: judged the first {settings.judge_words} words and "
+                f"{settings.judge_chars} characters of this object's commands, variables and "
+                "files; the rest was not examined"
+            )
+            warnings = (*warnings, note)
+            annotations[CUT] = "; ".join(filter(None, (annotations.get(CUT), note)))
+            services.metrics.bad_requests.labels("judging_budget").inc()
         content = review.response(
             admission.uid,
             result.allowed,
             message=result.message,
-            warnings=result.warnings,
-            annotations=result.annotations,
+            warnings=warnings,
+            annotations=annotations,
         )
         verdict = result.verdict
     except TimeoutError:
@@ -87,23 +108,59 @@ async def answer(services: Services, body: bytes) -> tuple[int, bytes]:
     return 200, content
 
 
-def _too_large(services: Services) -> tuple[int, bytes]:
-    limit = services.settings.max_request_bytes
-    return _bad(services, 413, "too_large", f"request body over {limit} bytes")
+ANSWERS = {"/validate": answer, "/mutate": pinning.answer}
+"""The AdmissionReview endpoints, each read under the same body limits."""
+
+
+async def handle(services: Services, scope: Scope, receive: Receive) -> tuple[int, bytes] | None:
+    """Status and body for one ``POST /validate``; None when the client went away.
+
+    The body's lease on the memory budget is held until the answer is built, so the parsed
+    review counts against the budget too.
+    """
+    settings = services.settings
+    lease = services.bodies.lease(scope)
+    deadline = asyncio.get_running_loop().time() + settings.body_timeout
+    try:
+        try:
+            body = await bodies.read(scope, receive, settings.max_request_bytes, lease, deadline)
+            await lease.hold(bodies.parsed_cost(body), deadline)
+        except bodies.TooLarge:
+            limit = settings.max_request_bytes
+            return _bad(
+                services,
+                413,
+                "too_large",
+                f"request body over {limit} bytes, or over the webhook's memory budget parsed",
+            )
+        except TimeoutError:
+            return _bad(services, 503, "busy", "webhook busy: no memory for this body in time")
+        except bodies.ClientDisconnect:
+            return None
+        return await ANSWERS[scope["path"]](services, body)
+    finally:
+        lease.release()
+
+
+def _headers(status: int, content: bytes) -> list[tuple[bytes, bytes]]:
+    """A refused body may still be arriving: close the connection instead of reading it."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
+    if status != 200:
+        headers.append((b"connection", b"close"))
+    return headers
 
 
 async def validate(request: Request) -> Response:
     """``POST /validate`` as a Starlette route."""
-    services = _services(request)
-    try:
-        body = await _receive(request.scope, request.receive, services.settings.max_request_bytes)
-    except TooLarge:
-        status, content = _too_large(services)
-    except ClientDisconnect:
+    handled = await handle(_services(request), request.scope, request.receive)
+    if handled is None:
         return Response(status_code=400)
-    else:
-        status, content = await answer(services, body)
-    return Response(content, status_code=status, media_type=JSON)
+    status, content = handled
+    return Response(
+        content,
+        status_code=status,
+        headers={k.decode(): v.decode() for k, v in _headers(status, content)},
+    )
 
 
 class FastValidate:
@@ -115,41 +172,16 @@ class FastValidate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer /validate POSTs; pass everything else on."""
-        if scope["type"] != "http" or scope["path"] != "/validate" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] not in ANSWERS or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        services: Services = self.state.services
-        try:
-            body = await _receive(scope, receive, services.settings.max_request_bytes)
-        except TooLarge:
-            status, content = _too_large(services)
-        except ClientDisconnect:
+        handled = await handle(self.state.services, scope, receive)
+        if handled is None:
             return
-        else:
-            status, content = await answer(services, body)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(content)),
-        ]
+        status, content = handled
+        headers = _headers(status, content)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-
-
-async def _receive(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, refused beyond ``limit`` bytes (declared or streamed)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            raise TooLarge
-    chunks = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunks += message.get("body", b"")
-        if len(chunks) > limit:
-            raise TooLarge
-        if not message.get("more_body", False):
-            return bytes(chunks)
 
 
 async def healthz(request: Request) -> Response:
@@ -173,6 +205,7 @@ async def metrics(request: Request) -> Response:
 
 ROUTES = [
     Route("/validate", validate, methods=["POST"]),
+    Route("/mutate", validate, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

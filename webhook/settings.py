@@ -6,6 +6,7 @@ the environment anywhere else, so tests construct exactly the settings they mean
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -27,9 +28,32 @@ class WebhookSettings(BaseSettings):
     tls_reload_seconds: float = Field(
         default=10.0, gt=0, description="How often the certificate files are checked for change."
     )
+    client_ca: Path | None = Field(
+        default=None,
+        description=(
+            "PEM CA bundle: when set, every caller must present a TLS client certificate "
+            "signed by it (the API server's, from its AdmissionConfiguration kubeconfig), and "
+            "the audit trail records who asked as vouched for. Unset: callers are anonymous "
+            "and a review's userInfo is recorded as an unauthenticated claim."
+        ),
+    )
     policy_files: tuple[Path, ...] = ()
     insecure_registries: tuple[str, ...] = Field(
-        default=(), description="HOST:PORT registries read over plain HTTP."
+        default=(),
+        description=(
+            "HOST:PORT registries read over plain HTTP; a token realm or blob redirect may use "
+            "plain HTTP only to one of these (credentials never cross the network in the clear "
+            "on a registry's say-so)."
+        ),
+    )
+    registry_allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "CIDRs registry lookups (registries, token realms, blob redirects) may connect to "
+            "besides globally routable addresses: an in-cluster registry's range, loopback in "
+            "tests. Loopback, link-local, private, shared and cluster ranges are refused "
+            "otherwise; cloud metadata addresses always."
+        ),
     )
     workers: int = Field(default=1, ge=1, le=64)
     kube_server: str | None = Field(
@@ -60,7 +84,58 @@ class WebhookSettings(BaseSettings):
             "entry of a multi-arch image, never on this one alone."
         ),
     )
-    max_request_bytes: int = Field(default=16 * MIB, ge=64 * 1024)
+    max_request_bytes: int = Field(
+        default=7 * MIB,
+        ge=64 * 1024,
+        description=(
+            "Largest /validate body read; a larger one is refused (413) before it is read. "
+            "An AdmissionReview carries the object and its old version; the API server "
+            "decodes at most 3 MiB of JSON per write (twice etcd's 1.5 MiB object limit), "
+            "so 2 x 3 MiB plus 1 MiB for the envelope."
+        ),
+    )
+    body_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description=(
+            "Seconds a request (head and body) may take to arrive from its first byte; a "
+            "slower client's connection is closed. A /validate body waiting for memory is "
+            "refused with 503 past it. The API server sends a review at once."
+        ),
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per worker; one beyond is closed at once.",
+    )
+    inflight_bytes: int = Field(
+        default=96 * MIB,
+        ge=MIB,
+        description=(
+            "Memory budget per worker for request bodies in flight, charged by their raw "
+            "size while read and by an estimate of their parsed size while reviewed; a "
+            "request waits (within body_timeout) for its share, or is refused with 503. A "
+            "sixth is kept for bodies of at most 64 KiB (nearly every review)."
+        ),
+    )
+    judge_words: int = Field(
+        default=4_000,
+        ge=100,
+        description=(
+            "Words (arguments, shell words, variables, file tokens) the signature engine "
+            "examines per review, over every container, policy and platform; past it the "
+            "rest is not examined and the answer warns so (~3 us a word: ~12 ms at most)."
+        ),
+    )
+    judge_chars: int = Field(
+        default=128 * 1024,
+        ge=4096,
+        description=(
+            "Characters of commands, variables and files the signature engine normalises "
+            "and scans per review (non-ASCII text costs ~0.25 us a character)."
+        ),
+    )
     max_containers: int = Field(default=2000, ge=1, description="Per object; beyond is refused.")
     policy_sync_grace: float = Field(
         default=30.0, ge=0, description="Ready on fallback policies if the cluster has not synced."
@@ -72,6 +147,16 @@ class WebhookSettings(BaseSettings):
     @classmethod
     def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v.strip().lower() for v in value if v.strip())
+
+    @field_validator("registry_allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value if v.strip())
+
+    @property
+    def caller_authenticated(self) -> bool:
+        """Whether the TLS handshake authenticates every caller (a client CA is configured)."""
+        return self.client_ca is not None
 
     @property
     def deadline(self) -> float:

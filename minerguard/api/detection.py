@@ -136,6 +136,14 @@ class MinerDetectionSpec(ApiModel):
     mode: Literal["Enforce", "Audit"] = "Enforce"
     requesting_user: str | None = Field(default=None, description="Who asked (admission).")
     requesting_groups: list[str] = Field(default_factory=list)
+    requester_authenticated: bool | None = Field(
+        default=None,
+        description=(
+            "Admission: whether requestingUser and requestingGroups were vouched for. true: "
+            "the webhook authenticated its caller (the API server's client certificate). "
+            "false: they are what an AdmissionReview from an unauthenticated caller claimed."
+        ),
+    )
     actions_requested: list[str] = Field(default_factory=list)
     observed_at: str | None = None
 

@@ -140,7 +140,12 @@ class Exemptions(ApiModel):
 
     images: list[str] = Field(
         default_factory=list,
-        description="Image repositories (prefix* allowed) or repository@sha256:digest.",
+        description=(
+            "Images never judged by their own entrypoint: repository@sha256:digest (preferred:"
+            " that one image) or a name pattern, registry host and repository matched"
+            " separately; * never crosses / (in the host, never . or :) and a whole segment **"
+            " spans segments. A command or args the pod sets are still judged at admission."
+        ),
     )
     namespaces: list[str] = Field(default_factory=list)
     pod_labels: LabelSelector | None = Field(
@@ -215,6 +220,11 @@ class MinerPolicyStatus(ApiModel):
     )
     circuit_open_until: str | None = Field(
         default=None, description="Destructive actions are suspended until this time."
+    )
+    exemptions: list[str] = Field(
+        default_factory=list,
+        description="What each exemption covers, in words (minerguard scan --explain shows "
+        "which applied to an object).",
     )
 
 

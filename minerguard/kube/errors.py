@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
+import math
 import socket
+import time
 from typing import Any
 
 import urllib3.exceptions
@@ -18,10 +22,19 @@ class ApiError(MinerguardError):
 
     retryable = False
 
-    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (``Retry-After``, or the Status's
+        ``details.retryAfterSeconds``); None when it did not say."""
 
 
 class NotFound(ApiError):
@@ -62,6 +75,44 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
+MAX_RETRY_AFTER = 3600.0
+"""A server's ``Retry-After`` is honoured up to an hour; a larger (or hostile) value is capped."""
+
+
+def retry_after(value: object, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date (RFC 9110).
+
+    None for a missing or unreadable value; never negative, at most :data:`MAX_RETRY_AFTER`.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    seconds: float | None = None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.isdigit():
+            seconds = float(text)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _header(headers: Any, name: str) -> object:
+    try:
+        return headers.get(name) if headers is not None else None
+    except AttributeError:
+        return None
+
+
 def translate(err: BaseException) -> ApiError:
     """The :class:`ApiError` for any exception the client raises."""
     if isinstance(err, ApiError):
@@ -74,11 +125,15 @@ def translate(err: BaseException) -> ApiError:
             body = json.loads(err.body) if err.body else None
         except (TypeError, ValueError):
             body = None
+        wait = retry_after(_header(err.headers, "Retry-After"))
         if isinstance(body, dict):
             message = str(body.get("message") or message)
             reason = body.get("reason")
+            details = body.get("details")
+            if wait is None and isinstance(details, dict):
+                wait = retry_after(details.get("retryAfterSeconds"))
         cls = _BY_STATUS.get(status, Unavailable if status >= 500 or status == 0 else ApiError)
-        return cls(f"HTTP {status}: {message}", status=status, reason=reason)
+        return cls(f"HTTP {status}: {message}", status=status, reason=reason, retry_after=wait)
     if isinstance(err, ConfigException):
         return ConfigError(f"no cluster configuration: {err}")
     if isinstance(err, urllib3.exceptions.HTTPError | OSError | socket.timeout | TimeoutError):

@@ -8,14 +8,21 @@ miner options, a known miner image, a pool host with its port, a miner binary wi
 Cost is flat in the number of signatures: literal kinds are hash lookups per token (pool
 hosts per domain label), and every regular expression of a policy runs in one RE2 set pass
 over the normalised text, in time linear in the input whatever the pattern.
+
+Linear is not enough where one caller judges text an attacker sizes: the webhook judges a
+review of up to several MiB on a worker every other review shares. It sets a per-review
+:class:`Budget` with :func:`budget` (words looked at one by one, characters normalised and
+scanned); what lies past it is not looked at, and the budget says it was cut so the caller
+can say so. Without a budget (the agent, ``minerguard scan``) everything is judged.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import re2
 
@@ -108,6 +115,9 @@ class Verdict:
 
     score: float
     signals: tuple[Signal, ...]
+    incomplete: bool = False
+    """The review's :class:`Budget` ran out: part of the subject was not examined (such a
+    verdict holds for this review only and must never be memoised)."""
 
     @property
     def matched(self) -> bool:
@@ -190,15 +200,117 @@ def compile_patterns(entries: Iterable[Entry], case_sensitive: bool = False) -> 
     return patterns
 
 
+@dataclass(slots=True)
+class Budget:
+    """Work left to one review, shared by every container, policy and platform it judges.
+
+    ``words``: command words, arguments and values examined one by one (~2 us each);
+    ``chars``: characters of commands, environment values and files normalised, tokenised and
+    scanned by the pattern pass. ``cut`` is set once either ran out: the review did not look
+    at everything and must say so.
+    """
+
+    words: int
+    chars: int
+    cut: bool = False
+
+    def text(self, text: str) -> str:
+        """``text``, or as much of it as the character budget has left."""
+        if len(text) <= self.chars:
+            self.chars -= len(text)
+            return text
+        self.cut = True
+        kept, self.chars = text[: self.chars], 0
+        return kept
+
+    def spend(self, words: int, cut: bool) -> None:
+        """Charge ``words``; ``cut``: there were more than the budget let through."""
+        self.words -= words
+        self.cut = self.cut or cut
+
+
+T = TypeVar("T")
+_budget: ContextVar[Budget | None] = ContextVar("minerguard_engine_budget", default=None)
+
+
+def budget_cut() -> bool:
+    """Whether this context's review budget has run out (a decision then must not be kept)."""
+    spent = _budget.get()
+    return spent is not None and spent.cut
+
+
+class budget:  # noqa: N801 - used as a function: ``with budget(words, chars) as spent:``
+    """Bound the engine's work in this context (one review's task) to ``words``/``chars``.
+
+    A class rather than ``@contextmanager``: it runs on every review, and costs a fifth.
+    """
+
+    __slots__ = ("spent", "token")
+
+    def __init__(self, words: int, chars: int) -> None:
+        self.spent = Budget(words, chars)
+
+    def __enter__(self) -> Budget:
+        self.token = _budget.set(self.spent)
+        return self.spent
+
+    def __exit__(self, *exc: object) -> None:
+        _budget.reset(self.token)
+
+
 class _Scan:
     """The state of one evaluation: hits so far, text for the regex pass, decode budget."""
 
-    __slots__ = ("budget", "hits", "pieces")
+    __slots__ = ("budget", "cut", "hits", "limit", "pieces")
 
     def __init__(self) -> None:
         self.hits: dict[str, Signal] = {}
         self.pieces: list[normalise.Piece] = []
         self.budget = [normalise.MAX_DECODED_BYTES]
+        self.limit = _budget.get()
+        self.cut = False  # this evaluation left something unexamined
+
+    def text(self, text: str) -> str:
+        """A field as far as the per-field cut and the review's budget allow."""
+        text = text[: normalise.MAX_FIELD_CHARS]
+        if self.limit is None:
+            return text
+        kept = self.limit.text(text)
+        self.cut = self.cut or len(kept) < len(text)
+        return kept
+
+    def commands(self, script: str) -> list[list[str]]:
+        """The simple commands of a shell script, as far as the review's budget allows."""
+        if self.limit is None:
+            return normalise.shell_commands(script)
+        asked = max(self.limit.words, 0)
+        found = normalise.shell_commands(script, asked) if asked else []
+        produced = sum(len(c) for c in found)
+        cut = produced >= asked and (asked > 0 or bool(script.strip()))
+        self.limit.spend(produced, cut)
+        self.cut = self.cut or cut
+        return found
+
+    def items(self, items: tuple[T, ...]) -> tuple[T, ...]:
+        """Arguments or variables, one word each, as far as the review's budget allows."""
+        if self.limit is None:
+            return items
+        asked = max(self.limit.words, 0)
+        kept = items[:asked]
+        self.limit.spend(len(kept), len(items) > asked)
+        self.cut = self.cut or len(items) > asked
+        return kept
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of free text, as far as the review's budget allows."""
+        if self.limit is None:
+            return normalise.text_tokens(text)
+        asked = max(self.limit.words, 0)
+        found = normalise.text_tokens(text, asked) if asked else []
+        cut = len(found) >= asked and (asked > 0 or bool(text.strip()))
+        self.limit.spend(len(found), cut)
+        self.cut = self.cut or cut
+        return found
 
 
 class Evaluator(Protocol):
@@ -248,25 +360,25 @@ class Engine:
         scan = _Scan()
         if subject.executable:
             self._binary(normalise.basename(subject.executable), "executable", scan)
-        argv = [normalise.plain(arg[: normalise.MAX_FIELD_CHARS]) for arg in subject.argv]
+        argv = [normalise.plain(scan.text(arg)) for arg in scan.items(subject.argv)]
         if argv:
             self._command(argv, "command", scan, depth=0)
-        for name, value in subject.env:
-            self._env(name, normalise.plain(value[: normalise.MAX_FIELD_CHARS]), scan)
+        for name, value in scan.items(subject.env):
+            self._env(name, normalise.plain(scan.text(value)), scan)
         for index, text in enumerate(subject.texts):
-            self._text(normalise.plain(text[: normalise.MAX_FIELD_CHARS]), f"file {index}", scan)
+            self._text(normalise.plain(scan.text(text)), f"file {index}", scan)
         if subject.image:
             self._image(subject.image, scan)
         self._regexes(scan)
         if not scan.hits:
-            return CLEAN
+            return Verdict(0.0, (), incomplete=True) if scan.cut else CLEAN
         totals: dict[str, float] = {}
         for signal in scan.hits.values():
             totals[signal.name] = totals.get(signal.name, 0.0) + signal.weight
         caps = {SIGNAL_NAMES[kind]: cap for kind, cap in KIND_CAPS.items()}
         score = round(sum(min(total, caps[name]) for name, total in totals.items()), 3)
         signals = tuple(sorted(scan.hits.values(), key=lambda s: (-s.weight, s.name)))
-        return Verdict(score=score, signals=signals)
+        return Verdict(score=score, signals=signals, incomplete=scan.cut)
 
     def _hit(self, entry: Entry, detail: str, where: str, scan: _Scan) -> None:
         if entry.id not in scan.hits:
@@ -286,7 +398,7 @@ class Engine:
         script = normalise.shell_script(argv)
         if script is not None:
             if depth < normalise.MAX_DEPTH:
-                for command in normalise.shell_commands(script):
+                for command in scan.commands(script):
                     self._command(command, f"{where} (sh -c)", scan, depth + 1)
             return
         self._binary(normalise.basename(argv[0]), where, scan)
@@ -295,7 +407,7 @@ class Engine:
         for index in range(1, len(argv)):
             word = argv[index]
             if depth < normalise.MAX_DEPTH and _SPACE.search(word):
-                for command in normalise.shell_commands(word):
+                for command in scan.commands(word):
                     self._command(command, where, scan, depth + 1)
                 continue
             token = normalise.fold(word)
@@ -320,7 +432,7 @@ class Engine:
                 self._script(payload, f"{where} (base64)", scan, depth + 1)
 
     def _script(self, text: str, where: str, scan: _Scan, depth: int) -> None:
-        for command in normalise.shell_commands(normalise.plain(text)):
+        for command in scan.commands(normalise.plain(text)):
             self._command(command, where, scan, depth)
 
     def _value(self, token: str, where: str, scan: _Scan) -> None:
@@ -385,7 +497,7 @@ class Engine:
                 self._hit(entry, f"miner configuration {literal!r}", where, scan)
         options = self._literal[Kind.OPTION]
         algorithms = self._literal[Kind.ALGORITHM]
-        for token in normalise.text_tokens(folded):
+        for token in scan.tokens(folded):
             if token in algorithms:
                 self._hit(algorithms[token], f"mining algorithm {token!r}", where, scan)
             if token[0] == "-" and token in options:

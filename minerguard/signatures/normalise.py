@@ -5,7 +5,9 @@ Evasions this undoes before matching: Unicode compatibility forms and confusable
 wrappers (``nohup``, ``env``, ``timeout``...), ``--opt=value`` forms and base64 blobs.
 
 Everything here runs in time linear in its input: the tokenising regexes use possessive
-quantifiers, and base64 decoding is bounded in count, size and depth.
+quantifiers, and base64 decoding is bounded in count, size and depth. Tokenisers take an
+optional word limit (``max_words``) so a caller with a per-review budget
+(:class:`minerguard.signatures.engine.Budget`) stops paying for words it will not examine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import json
 import re
 import unicodedata
@@ -98,14 +101,16 @@ def _unquote(word: str) -> str:
     return _QUOTED.sub(repl, word)
 
 
-def shell_commands(script: str) -> list[list[str]]:
+def shell_commands(script: str, max_words: int | None = None) -> list[list[str]]:
     """Split a shell script into simple commands (lists of unquoted words).
 
     Tolerant by design: unbalanced quotes, here-docs and syntax errors still yield the words
-    that are there, because an attacker controls this text.
+    that are there, because an attacker controls this text. With ``max_words``, stops after
+    that many words (the caller sees the count and knows it was cut).
     """
     commands: list[list[str]] = []
     current: list[str] = []
+    left = -1 if max_words is None else max_words
     for match in _SHELL_TOKEN.finditer(script):
         word = match.group("word")
         if word is None:
@@ -113,6 +118,9 @@ def shell_commands(script: str) -> list[list[str]]:
                 commands.append(current)
                 current = []
             continue
+        if left == 0:
+            break
+        left -= 1
         current.append(_unquote(word))
     if current:
         commands.append(current)
@@ -148,9 +156,14 @@ def shell_script(argv: list[str]) -> str | None:
     return None
 
 
-def text_tokens(text: str) -> list[str]:
-    """Tokens of free text (config files, env values): keeps ``host:port`` and URLs whole."""
-    return _TEXT_TOKEN.findall(text)
+def text_tokens(text: str, max_words: int | None = None) -> list[str]:
+    """Tokens of free text (config files, env values): keeps ``host:port`` and URLs whole.
+
+    With ``max_words``, at most that many (the first ones).
+    """
+    if max_words is None:
+        return _TEXT_TOKEN.findall(text)
+    return [m.group(0) for m in itertools.islice(_TEXT_TOKEN.finditer(text), max_words)]
 
 
 @dataclass(frozen=True, slots=True)

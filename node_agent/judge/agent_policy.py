@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from minerguard import compiled_policy
 from minerguard.api.policy import RuntimeAction
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.signatures.bundle import Kind
@@ -38,17 +39,41 @@ class AgentPolicy:
         return self.compiled.spec.mode.value
 
     @property
-    def runtime_actions(self) -> tuple[str, ...]:
-        """Runtime actions the policy asks for, in order."""
-        return tuple(a.value for a in self.compiled.spec.actions.runtime)
-
-    @property
     def kills(self) -> bool:
         """Whether the agent itself should kill the process (Enforce and KillProcess)."""
         return (
             self.compiled.enforcing
             and RuntimeAction.KILL_PROCESS in self.compiled.spec.actions.runtime
         )
+
+
+def strictest(policies: Sequence[AgentPolicy]) -> AgentPolicy:
+    """The policy a finding names among those that detected it (never empty).
+
+    The shared definition (:func:`minerguard.compiled_policy.strictness`): an Enforce policy is
+    named before an Audit one whatever their names or scores, so the agent kills, and the
+    operator acts on the detection, whenever any of them would.
+    """
+    best = compiled_policy.strictest(p.compiled for p in policies)
+    return next(p for p in policies if p.compiled is best)
+
+
+def requested(policies: Sequence[AgentPolicy]) -> tuple[str, ...]:
+    """The runtime actions ``policies`` ask for together (the union of those that act)."""
+    return tuple(a.value for a in compiled_policy.runtime_actions(p.compiled for p in policies))
+
+
+def sensitive(policies: Sequence[AgentPolicy]) -> scoring.Thresholds:
+    """The most sensitive behaviour thresholds of ``policies``: each one's lowest.
+
+    The behaviour state is kept once per container, so it is kept under the thresholds that
+    detect soonest; each policy then detects when the score reaches its own threshold.
+    """
+    return scoring.Thresholds(
+        score_threshold=min(p.thresholds.score_threshold for p in policies),
+        window_seconds=min(p.thresholds.window_seconds for p in policies),
+        cpu_fraction=min(p.thresholds.cpu_fraction for p in policies),
+    )
 
 
 def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
@@ -75,6 +100,10 @@ def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
 
 class AgentPolicies:
     """All policies in force; a process is judged by every policy covering its namespace.
+
+    A finding names the strictest of those that detected it (:func:`strictest`) and asks for
+    what they ask together (:func:`requested`): adding a weaker policy never turns a stronger
+    one off, whatever the names.
 
     In-cluster, ``update`` swaps in a new generation from the policy watch's thread; readers
     take ``policies`` (an immutable tuple) once per decision and compare ``generation`` to see

@@ -1,21 +1,21 @@
 """One process as the signature engine sees it: argv, executable, environment, config files.
 
 Config files named on the command line (``-c FILE``, ``--config FILE``, ``--config=FILE``) are
-read through /proc/PID/root and /proc/PID/cwd, so the agent reads the file the process sees
-inside its container. Reads are bounded, regular files only, non-blocking (a FIFO cannot
-stall the agent) and the final path component is not followed if it is a symlink. Whether the
-executable was written into the container after it started comes from ``image_layers``.
+the container's claim, read as the process would see them but never trusted for more: resolved
+by openat2 inside /proc/PID/root (a relative path from the process's working directory),
+typed before any open (a FIFO, socket or device is never opened, so the agent never takes a
+workload's input), bounded, and run off the agent loop under a deadline
+(``kernel.container_files``). Whether the executable was written into the container after it
+started comes from ``image_layers``.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 
 from node_agent import errors
 from node_agent.judge.exe_content import ExecutableContent
-from node_agent.kernel import attribution, image_layers
+from node_agent.kernel import attribution, container_files, image_layers
 from node_agent.kernel.procfs import Executable, ProcFS
 from node_agent.records import Reason
 
@@ -61,20 +61,36 @@ def config_paths(argv: tuple[str, ...]) -> list[str]:
     return found[:MAX_CONFIG_FILES]
 
 
-def read_bounded(path: str, limit: int = CONFIG_LIMIT) -> str | None:
-    """The first ``limit`` bytes of a regular file, or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+def read_config(
+    proc: ProcFS, pid: int, path: str, files: container_files.FileReader | None = None
+) -> str | None:
+    """The first ``CONFIG_LIMIT`` bytes of a config file as ``pid`` names it, or None.
+
+    Resolved inside the process's root (``container_files``); a relative path is taken from
+    the process's working directory as it sees it. Anything refused, too slow, or unreadable
+    on this kernel is None: the rest of the snapshot stands.
+    """
+    target = path
+    if not path.startswith("/"):
+        try:
+            cwd = proc.cwd(pid)
+        except errors.AgentError:
             return None
-        return os.read(fd, limit).decode("utf-8", "replace")
-    except OSError:
+        if not cwd.startswith("/") or cwd.endswith(" (deleted)"):
+            return None
+        target = f"{cwd.rstrip('/')}/{path}"
+    root = proc.task_root(pid)
+
+    def work() -> bytes:
+        return container_files.read_in_root(root, target, CONFIG_LIMIT)
+
+    try:
+        data = work() if files is None else files.call(work)
+    except (container_files.FileRefused, container_files.ReadAbandoned):
         return None
-    finally:
-        os.close(fd)
+    except errors.KernelFeatureError:
+        return None  # no openat2: fail closed, never read through the agent's own root
+    return data.decode("utf-8", "replace")
 
 
 def snapshot(
@@ -85,11 +101,14 @@ def snapshot(
     with_config: bool = True,
     owner: attribution.Attribution | None = None,
     content: ExecutableContent | None = None,
+    files: container_files.FileReader | None = None,
 ) -> ProcessSnapshot:
     """Read a process; raises ProcessGone or AccessDenied (callers count those).
 
     ``owner`` may be passed when the caller already read /proc/PID/cgroup to filter;
-    ``content`` scans the executable's bytes (once per file, it caches).
+    ``content`` scans the executable's bytes (once per file, it caches); ``files`` runs the
+    reads of container files (configs, executable bytes) off the caller's thread under a
+    deadline (None: read on this thread, for tools and tests).
     """
     st = proc.stat(pid)
     if owner is None:
@@ -105,18 +124,19 @@ def snapshot(
     texts: list[str] = []
     if with_config:
         for path in config_paths(argv):
-            if path.startswith("/"):
-                full = proc.task_root(pid) + path
-            else:
-                full = f"{proc.task_cwd(pid)}/{path}"
-            text = read_bounded(full)
+            text = read_config(proc, pid, path, files)
             if text is not None:
                 texts.append(text)
     upper = None if exe is None else image_layers.in_upper_layer(proc, pid, exe, owner.key)
     found = None
     if exe is not None and content is not None:
         try:
-            found = content.of_process(proc, pid)
+            scan = content
+            found = (
+                scan.of_process(proc, pid)
+                if files is None
+                else files.call(lambda: scan.of_process(proc, pid), files.scan_deadline_s)
+            )
         except errors.AgentError:
             found = None  # evidence we could not read; the rest of the snapshot stands
     again = proc.stat(pid)

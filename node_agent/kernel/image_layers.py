@@ -13,7 +13,6 @@ container exits; the container (cgroup) identity is never reused.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from minerguard.cache import MISSING, BoundedCache
 from node_agent import errors
+from node_agent.kernel import container_files
 from node_agent.kernel.procfs import Executable, ProcFS
 
 CACHE_SIZE = 1024
@@ -162,9 +162,11 @@ def in_upper_layer(
     if any(exe.path == m or exe.path.startswith(m + "/") for m in upper.covered):
         return None
     try:
-        mode = os.lstat(upper.path + exe.path).st_mode
+        # The upper layer is the container's to write: a symlink it planted on the way
+        # (``/opt -> /etc``) must not walk the agent into the node's own tree.
+        mode = container_files.lstat_in_root(upper.path, exe.path)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    except OSError:
+    except (OSError, errors.AgentError):
         return None
     return stat.S_ISREG(mode)  # a whiteout (char device 0:0) means deleted, not written

@@ -275,12 +275,12 @@ class ProcFS:
         return self._path(1, "root")
 
     def task_root(self, pid: int) -> str:
-        """The path through which the process's own filesystem view can be read."""
-        return self._path(pid, "root")
+        """The path through which the process's own filesystem view can be read.
 
-    def task_cwd(self, pid: int) -> str:
-        """The path through which the process's working directory can be read."""
-        return self._path(pid, "cwd")
+        Only as a directory to resolve *within* (``kernel.container_files``): appending a
+        container's path to it lets the container's absolute symlinks reach the node's files.
+        """
+        return self._path(pid, "root")
 
     def boot_time(self) -> float:
         """Boot time (epoch seconds) from /proc/stat, to turn start ticks into timestamps."""

@@ -21,13 +21,14 @@ from minerguard.cache import BoundedCache
 from minerguard.signatures import engine
 from node_agent import errors
 from node_agent.counters import Counters
-from node_agent.judge import masquerade
+from node_agent.judge import agent_policy, masquerade
 from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
 from node_agent.judge.exe_content import ExecutableContent
 from node_agent.judge.inspect_process import ProcessSnapshot, snapshot
 from node_agent.judge.lineage import Lineage
 from node_agent.judge.pods import PodLookup
 from node_agent.kernel import attribution
+from node_agent.kernel.container_files import FileReader
 from node_agent.kernel.events import EventKind, ProcEvent
 from node_agent.kernel.procfs import ProcFS
 from node_agent.records import LAYER_EXEC, Finding, Reason
@@ -78,6 +79,7 @@ class ExecWatcher:
         ignore_pids: frozenset[int],
         ignore_pods: AbstractSet[str] = frozenset(),
         content: ExecutableContent | None = None,
+        files: FileReader | None = None,
         on_container: Callable[[int, attribution.Attribution], bool] | None = None,
         max_per_poll: int = 2048,
         settle: float = 0.01,
@@ -95,6 +97,7 @@ class ExecWatcher:
         self._ignore = ignore_pids
         self._ignore_pods = ignore_pods
         self._content = content
+        self._files = files
         self._on_container = on_container
         # container key -> the policy generation under which the gate took it
         self._containers: BoundedCache[str, int] = BoundedCache(CONTAINER_MEMORY)
@@ -163,7 +166,7 @@ class ExecWatcher:
                 return None
             if owner.in_pod and self._on_container is not None:
                 self._first_of_container(pid, owner)
-            snap = snapshot(self._proc, pid, owner=owner, content=self._content)
+            snap = snapshot(self._proc, pid, owner=owner, content=self._content, files=self._files)
         except errors.ProcessGone:
             self._counters.add("exec_gone")
             return None
@@ -231,14 +234,18 @@ class ExecWatcher:
         applying, exempted = self._policies.applying(pod, snap.argv)
         if exempted:
             self._counters.add("exec_exempt", exempted)
-        best: tuple[float, tuple[Reason, ...], AgentPolicy] | None = None
-        for policy in applying:
-            score, reasons = self._verdict(snap, policy)
-            if score >= engine.THRESHOLD and (best is None or score > best[0]):
-                best = (score, reasons, policy)
-        if best is None:
+        # Every applying policy judges; the finding names the strictest that detected it and
+        # asks for what they ask together, so a weaker policy never switches a stronger off.
+        verdicts: dict[str, tuple[float, tuple[Reason, ...]]] = {}
+        detecting: list[AgentPolicy] = []
+        for candidate in applying:
+            verdicts[candidate.name] = self._verdict(snap, candidate)
+            if verdicts[candidate.name][0] >= engine.THRESHOLD:
+                detecting.append(candidate)
+        if not detecting:
             return None
-        score, reasons, policy = best
+        policy = agent_policy.strictest(detecting)
+        score, reasons = verdicts[policy.name]
         self._counters.add("exec_detections")
         latency = (self._mono_ns() - timestamp_ns) / 1e9
         if rescan:
@@ -257,6 +264,6 @@ class ExecWatcher:
             start_ticks=snap.start_ticks,
             executable=snap.exe.path if snap.exe else None,
             command_line=snap.command_line[:4096],
-            actions_requested=policy.runtime_actions,
+            actions_requested=agent_policy.requested(detecting),
             latency_s=latency,
         )

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from minerguard import compiled_policy
 from node_agent import errors
 from node_agent.counters import Counters
-from node_agent.judge import masquerade, scoring
+from node_agent.judge import agent_policy, masquerade, scoring
 from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
 from node_agent.judge.inspect_process import ProcessSnapshot, snapshot
 from node_agent.judge.lineage import Lineage
@@ -37,14 +38,31 @@ class Tracked:
 
     cgroup: cgroups.ContainerCgroup
     limits: cgroups.Limits
-    policy: AgentPolicy
+    policies: tuple[AgentPolicy, ...]
+    """Every policy that covers the container and does not exempt it (never empty)."""
+    thresholds: scoring.Thresholds
+    """The most sensitive of their thresholds, which the state is kept under."""
+    pool_ports: frozenset[int]
+    """Their pool ports together."""
     state: scoring.ContainerState = field(default_factory=scoring.ContainerState)
     facts: scoring.ProcessFacts = field(default_factory=scoring.ProcessFacts)
-    alerted: bool = False
+    reported: compiled_policy.Strictness | None = None
+    """The strictness of the policy the last finding named; None until one is made (re-armed)."""
     ticks: dict[int, int] = field(default_factory=dict)
     first_seen: dict[int, float] = field(default_factory=dict)
     top: ProcessSnapshot | None = None
     connections: tuple[Connection, ...] = ()
+
+    @property
+    def alerted(self) -> bool:
+        """Whether a finding was made and the score has not fallen back since."""
+        return self.reported is not None
+
+    def assign(self, policies: list[AgentPolicy]) -> None:
+        """Judge the container under ``policies`` from now on."""
+        self.policies = tuple(policies)
+        self.thresholds = agent_policy.sensitive(policies)
+        self.pool_ports = frozenset().union(*(p.pool_ports for p in policies))
 
 
 class Sampler:
@@ -97,7 +115,7 @@ class Sampler:
                 del self.tracked[key]
                 continue
             item.state = scoring.advance(
-                item.state, sample, item.limits.quota_cores, item.policy.thresholds
+                item.state, sample, item.limits.quota_cores, item.thresholds
             )
         gpu = self._gpu_by_container()
         candidates = [t for t in self.tracked.values() if scoring.busy(t.state) or t.alerted]
@@ -123,26 +141,31 @@ class Sampler:
             item = self.tracked.get(key)
             if item is not None and not refresh:
                 continue
-            policy = self._policy_for(cgroup.attribution)
-            if policy is None:
+            policies = self._policies_for(cgroup.attribution)
+            if not policies:
                 self.tracked.pop(key, None)
-            elif item is None:
-                self.tracked[key] = Tracked(
-                    cgroup=cgroup, limits=self._reader.limits(cgroup), policy=policy
+                continue
+            if item is None:
+                item = Tracked(
+                    cgroup=cgroup,
+                    limits=self._reader.limits(cgroup),
+                    policies=(),
+                    thresholds=scoring.Thresholds(),
+                    pool_ports=frozenset(),
                 )
-            else:
-                item.policy = policy
+                self.tracked[key] = item
+            item.assign(policies)
 
-    def _policy_for(self, owner: attribution.Attribution) -> AgentPolicy | None:
-        """The first policy covering the container, or None (not covered, exempt, unknown)."""
+    def _policies_for(self, owner: attribution.Attribution) -> list[AgentPolicy]:
+        """Every policy covering the container and not exempting it; none: not sampled."""
         if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
-            return None
+            return []
         pod = self._pods.lookup(owner.pod_uid, owner.container_id)
         if pod is None and owner.pod_uid is not None and self._pods_required:
             self._counters.add("sample_pod_unknown")  # tried again at the next discovery
-            return None
+            return []
         applying, _ = self._policies.applying(pod)
-        return applying[0] if applying else None
+        return applying
 
     def _gpu_by_container(self) -> dict[str, float]:
         if self._gpu is None or not self._gpu.available:
@@ -172,7 +195,6 @@ class Sampler:
             deltas.append((stat.cpu_ticks - item.ticks.get(pid, 0), pid))
         item.ticks = ticks
         deltas.sort(reverse=True)
-        policy = item.policy
         pool_ports: list[str] = []
         pool_hosts: list[str] = []
         long_lived: list[str] = []
@@ -206,10 +228,10 @@ class Sampler:
                 if host is not None:
                     pool_hosts.append(f"{host} ({conn.remote})")
                     conns_kept.append(conn)
-                elif conn.remote_port in policy.pool_ports:
+                elif conn.remote_port in item.pool_ports:
                     pool_ports.append(conn.remote)
                     conns_kept.append(conn)
-                if now - first >= policy.thresholds.window_seconds / 4:
+                if now - first >= item.thresholds.window_seconds / 4:
                     long_lived.append(conn.remote)
                     if conn not in conns_kept:
                         conns_kept.append(conn)
@@ -225,15 +247,23 @@ class Sampler:
         )
 
     def _judge(self, item: Tracked) -> Finding | None:
-        thresholds = item.policy.thresholds
+        """A finding naming the strictest policy the score now reaches, once per strictness.
+
+        Scored once under the most sensitive thresholds; each policy detects at its own
+        threshold. A weaker policy's earlier finding never mutes a stricter one reached later.
+        """
+        thresholds = item.thresholds
         result = scoring.score(item.state, item.facts, thresholds)
         if not result.over(thresholds):
             if item.alerted and result.score < thresholds.score_threshold * REARM_FRACTION:
-                item.alerted = False
+                item.reported = None
             return None
-        if item.alerted:
+        detecting = [p for p in item.policies if result.over(p.thresholds)]
+        policy = agent_policy.strictest(detecting)
+        strictness = compiled_policy.strictness(policy.compiled)
+        if item.reported is not None and strictness <= item.reported:
             return None
-        item.alerted = True
+        item.reported = strictness
         self._counters.add("behaviour_detections")
         owner = item.cgroup.attribution
         top = item.top
@@ -241,8 +271,8 @@ class Sampler:
             layer=LAYER_BEHAVIOUR,
             score=result.score,
             reasons=result.reasons,
-            policy=item.policy.name,
-            mode=item.policy.mode,
+            policy=policy.name,
+            mode=policy.mode,
             observed_at=self._wall(),
             cgroup=owner.cgroup_path,
             pod_uid=owner.pod_uid,
@@ -253,5 +283,5 @@ class Sampler:
             command_line=top.command_line[:4096] if top else None,
             cpu_fraction=result.mean_fraction,
             connections=item.connections,
-            actions_requested=item.policy.runtime_actions,
+            actions_requested=agent_policy.requested(detecting),
         )

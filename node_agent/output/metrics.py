@@ -105,8 +105,12 @@ class AgentMetrics:
         for signal in dict.fromkeys(signals):
             self.detections.labels(layer=layer, reason=signal, namespace=namespace).inc()
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> int:  # noqa: S104 - hostNetwork
-        """Serve ``/metrics`` on a daemon thread; returns the bound port."""
+    def serve(self, port: int, address: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on a daemon thread; returns the bound port.
+
+        Unauthenticated, and the agent shares the node's network: bind one address (the pod
+        IP the chart passes, or loopback), never every address.
+        """
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         self._server = server
         return int(server.server_address[1])

@@ -9,9 +9,13 @@
   so the controller removes its pods everywhere and schedules none, while the object, its
   history and its spec stay for inspection. The previous value of every field changed is
   recorded in an annotation (``minerguard.io/original-*``) so the change can be reverted.
-- Isolation creates a NetworkPolicy denying all egress of pods labelled
-  ``minerguard.io/isolated=<pod uid>``, owned by the pod (garbage-collected with it), then
-  labels the pod: the policy exists before the label applies.
+- Isolation creates a policy denying all egress of pods labelled
+  ``minerguard.io/isolated=<pod uid>`` (an AdminNetworkPolicy where the cluster serves one,
+  else a NetworkPolicy owned by the pod, garbage-collected with it), then labels the pod: the
+  policy exists before the label applies. Whether that isolation can be trusted to hold is
+  :mod:`minerguard_operator.decide.isolation`'s question, asked by the ``Isolate`` action.
+- Every patch carries the uid the object was read with (``metadata.uid``): the API server
+  refuses it for another object recreated under the same name.
 - Quarantine appends the image digest to the policy's ``status.quarantinedImages``, which the
   webhook's policy watch compiles into ``CompiledPolicy.quarantined``.
 """
@@ -30,7 +34,7 @@ from kubernetes import client
 from minerguard.api.policy import QuarantinedImage
 from minerguard.kube import errors, resources, workloads
 from minerguard_operator import owners
-from minerguard_operator.decide import marks
+from minerguard_operator.decide import isolation, marks
 
 SCALED_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
 SUSPENDED_KINDS = frozenset({"Job", "CronJob"})
@@ -84,6 +88,16 @@ def delete_pod(
     return True
 
 
+def _uid_precondition(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """``metadata.uid`` for a patch body: the API server refuses (409) a patch whose uid differs.
+
+    Every object the operator changes was read and identified by uid first; carrying the uid in
+    the patch keeps a different object recreated under the same name meanwhile untouched.
+    """
+    uid = metadata.get("uid")
+    return {"uid": str(uid)} if uid else {}
+
+
 def _stop_marks(detection: str, reason: str, now: str) -> dict[str, str]:
     return {marks.STOPPED_BY: detection, marks.STOPPED_AT: now, marks.STOP_REASON: reason[:256]}
 
@@ -126,9 +140,103 @@ def stop_owner(
         raise errors.ApiError(f"{kind} cannot be stopped by minerguard")
     if marks.ORIGINAL_REPLICAS in annotations:
         stopping.pop(marks.ORIGINAL_REPLICAS, None)  # keep the first recorded value
-    body["metadata"] = {"annotations": stopping}
+    body["metadata"] = {"annotations": stopping, **_uid_precondition(metadata)}
     workloads.patch(api, kind, namespace, name, body)
     return Stopped(kind, name, how)
+
+
+@dataclass(frozen=True, slots=True)
+class Isolated:
+    """What isolating a pod did: the policy that denies its egress, and the pod's labels after."""
+
+    policy: str
+    """``NetworkPolicy/name`` or ``AdminNetworkPolicy/name``."""
+    labels: Mapping[str, str]
+    owner: Mapping[str, Any] | None = None
+    """The controller reference the pod was released from, if it was."""
+
+
+def serves_admin_network_policy(api: client.ApiClient) -> bool:
+    """Whether the cluster serves AdminNetworkPolicy (API discovery of its group version)."""
+    url = "/apis/" + isolation.ANP_GROUP_VERSION
+    try:
+        listed = resources.read_json(resources.request(api, "GET", url))
+    except (errors.NotFound, errors.Forbidden):
+        return False
+    names = {r.get("name") for r in listed.get("resources") or () if isinstance(r, Mapping)}
+    return isolation.ANP_PLURAL in names
+
+
+def sweep_admin_network_policies(api: client.ApiClient) -> int:
+    """Delete the isolating AdminNetworkPolicies whose pod is gone; returns how many.
+
+    Cluster-scoped, they cannot be owned by the pod (the garbage collector does not follow a
+    namespaced owner), so housekeeping does it.
+    """
+    if not serves_admin_network_policy(api):
+        return 0
+    url = resources.path(isolation.ANP_GROUP_VERSION, isolation.ANP_PLURAL)
+    deleted = 0
+    for anp in resources.read_json(resources.request(api, "GET", url)).get("items") or ():
+        if not isinstance(anp, dict):
+            continue
+        annotations = _metadata(anp).get("annotations") or {}
+        namespace, _, pod_name = str(annotations.get(isolation.ISOLATED_POD) or "").partition("/")
+        pod = workloads.find(api, "Pod", namespace, pod_name) if pod_name else None
+        if not isolation.orphaned(anp, pod):
+            continue
+        name = str(_metadata(anp).get("name"))
+        with contextlib.suppress(errors.NotFound):
+            path = resources.path(isolation.ANP_GROUP_VERSION, isolation.ANP_PLURAL, name=name)
+            body = {"preconditions": {"uid": _metadata(anp).get("uid")}}
+            resources.request(api, "DELETE", path, body=body)
+            deleted += 1
+    return deleted
+
+
+def list_network_policies(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's NetworkPolicies (to check that none of them lets the pod out)."""
+    url = resources.path("networking.k8s.io/v1", "networkpolicies", namespace)
+    items = resources.read_json(resources.request(api, "GET", url)).get("items")
+    return [item for item in items or () if isinstance(item, dict)]
+
+
+def _deny_egress(
+    api: client.ApiClient, pod: Mapping[str, Any], detection: str, *, admin: bool
+) -> str:
+    """Create the policy denying the pod's egress (safe to repeat); ``Kind/name``."""
+    metadata = _metadata(pod)
+    name, namespace = str(metadata.get("name")), str(metadata.get("namespace") or "default")
+    uid = str(metadata.get("uid") or name)
+    policy_name = marks.isolation_policy_name(uid)
+    if admin:
+        # Cluster-scoped: it cannot be owned by the (namespaced) pod, so it outlives it; its
+        # name is the pod uid's hash and its annotation names the detection.
+        body = isolation.admin_network_policy(policy_name, namespace, name, uid, detection)
+        url = resources.path(isolation.ANP_GROUP_VERSION, isolation.ANP_PLURAL)
+        kind = "AdminNetworkPolicy"
+    else:
+        owner_ref = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": policy_name,
+                "namespace": namespace,
+                "annotations": {marks.ISOLATED_BY: detection},
+                "ownerReferences": [owner_ref] if metadata.get("uid") else [],
+            },
+            "spec": {
+                "podSelector": {"matchLabels": {marks.ISOLATED: uid}},
+                "policyTypes": ["Egress"],
+                "egress": [],
+            },
+        }
+        url = resources.path("networking.k8s.io/v1", "networkpolicies", namespace)
+        kind = "NetworkPolicy"
+    with contextlib.suppress(errors.Conflict):  # created by an earlier attempt
+        resources.request(api, "POST", url, body=body)
+    return f"{kind}/{policy_name}"
 
 
 def isolate_pod(
@@ -136,39 +244,27 @@ def isolate_pod(
     pod: Mapping[str, Any],
     detection: str,
     release_labels: Mapping[str, str] | None = None,
-) -> str:
-    """Deny the pod's egress and label it; returns the NetworkPolicy's name.
+    *,
+    admin: bool = False,
+) -> Isolated:
+    """Deny the pod's egress and label it; the policy exists before the label applies.
 
-    With ``release_labels`` (the owner's selector labels; may be empty) the pod is also
-    released from its owner: those labels and its ownerReferences are removed (the originals
-    kept in annotations), so an owner scaled to zero leaves the isolated pod for forensics.
+    With ``admin`` an AdminNetworkPolicy denies it (namespace policies cannot override that),
+    else a NetworkPolicy owned by the pod. With ``release_labels`` (the owner's selector labels;
+    may be empty) the pod is also released from its owner: those labels and its
+    ownerReferences are removed (the originals kept in annotations), so an owner scaled to zero
+    leaves the isolated pod for forensics.
     """
     metadata = _metadata(pod)
     name, namespace = str(metadata.get("name")), str(metadata.get("namespace") or "default")
     uid = str(metadata.get("uid") or name)
-    policy_name = marks.isolation_policy_name(uid)
-    owner_ref = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
-    network_policy = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": policy_name,
-            "namespace": namespace,
-            "annotations": {marks.ISOLATED_BY: detection},
-            "ownerReferences": [owner_ref] if metadata.get("uid") else [],
-        },
-        "spec": {
-            "podSelector": {"matchLabels": {marks.ISOLATED: uid}},
-            "policyTypes": ["Egress"],
-            "egress": [],
-        },
-    }
-    with contextlib.suppress(errors.Conflict):  # created by an earlier attempt
-        url = resources.path("networking.k8s.io/v1", "networkpolicies", namespace)
-        resources.request(api, "POST", url, body=network_policy)
+    policy = _deny_egress(api, pod, detection, admin=admin)
     labels: dict[str, str | None] = {marks.ISOLATED: uid}
     annotations: dict[str, str] = {marks.ISOLATED_BY: detection}
-    body: dict[str, Any] = {"metadata": {"labels": labels, "annotations": annotations}}
+    body: dict[str, Any] = {
+        "metadata": {"labels": labels, "annotations": annotations, **_uid_precondition(metadata)}
+    }
+    owner = None
     if release_labels is not None:
         current = metadata.get("labels") or {}
         released = {k: current[k] for k in release_labels if k in current}
@@ -180,8 +276,9 @@ def isolate_pod(
             keep = {k: owner[k] for k in ("apiVersion", "kind", "name", "uid") if k in owner}
             annotations[marks.RELEASED_OWNER] = json.dumps({**keep, "controller": True})
             body["metadata"]["ownerReferences"] = None
-    workloads.patch(api, "Pod", namespace, name, body)
-    return policy_name
+    patched = workloads.patch(api, "Pod", namespace, name, body)
+    after = (patched.get("metadata") or {}).get("labels") or {}
+    return Isolated(policy, {str(k): str(v) for k, v in after.items()}, owner)
 
 
 def quarantine_image(

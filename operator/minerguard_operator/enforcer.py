@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client
 from pydantic import ValidationError
 
-from minerguard.api.detection import ActionTaken, MinerDetection, Phase
+from minerguard.api.detection import ActionTaken, Layer, MinerDetection, Phase
 from minerguard.api.policy import Retention, RuntimeAction
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.kube import errors, resources, workloads
@@ -53,9 +53,15 @@ class Enforcer:
     """Handles MinerDetections: dedup, plan, rate limit, act, record."""
 
     def __init__(
-        self, api_factory: Callable[[], client.ApiClient], state: State, emit: Emit
+        self,
+        api_factory: Callable[[], client.ApiClient],
+        state: State,
+        emit: Emit,
+        *,
+        isolation_label_guarded: bool = False,
     ) -> None:
         self._api_factory = api_factory
+        self.isolation_label_guarded = isolation_label_guarded
         self._api: client.ApiClient | None = None
         self.state = state
         self.emit = emit
@@ -95,6 +101,7 @@ class Enforcer:
         run = actions.Run(
             self.api, self.emit, self.state.clock, detection, raw, record.ref, policy, taken
         )
+        run.label_guarded = self.isolation_label_guarded
         self._locate(run)
         planned = self._plan(run, policy_name)
         if planned.destructive and policy is not None and not run.taken:
@@ -107,6 +114,15 @@ class Enforcer:
         for step in planned.steps:
             if not run.done(step):
                 self._step(run, step, planned)
+        doubted = actions.isolation_doubted(run)
+        instead = actions.fall_through(run, planned)
+        if instead is not None:
+            self._step(run, instead, planned)
+            planned = replace(
+                planned, notes=(*planned.notes, f"Isolate not guaranteed: {instead.value} instead")
+            )
+        elif doubted is not None and not any(e.failed for e in run.taken):
+            run.failures.append(f"Isolate not guaranteed: {doubted}")
         phase = Phase.FAILED if run.failures else planned.phase
         message = "; ".join(
             part for part in (planned.message, *planned.notes, *run.failures) if part
@@ -152,13 +168,29 @@ class Enforcer:
         return None
 
     def _locate(self, run: actions.Run) -> None:
+        """Read the detected object and bind the run to its uid.
+
+        A runtime detection (the agent's) must name the node the pod runs on. With
+        ``spec.podUID`` the object read by name must carry that uid, or it is not the one
+        detected (a pod recreated under the same name) and nothing is done to it. Without one
+        (admission and scan records; the agent always sends it) the run binds to the uid it
+        read: every change carries that uid (the delete precondition, ``metadata.uid`` in each
+        patch, the isolation label), so an object swapped in meanwhile is never touched.
+        """
         spec = run.detection.spec
         if not spec.pod_name or spec.object_kind not in workloads.KINDS:
             return
         found = workloads.find(self.api, spec.object_kind, run.namespace, spec.pod_name)
         uid = (found or {}).get("metadata", {}).get("uid")
-        if found is not None and spec.pod_uid and uid and uid != spec.pod_uid:
+        if found is not None and (not uid or (spec.pod_uid and uid != spec.pod_uid)):
             found = None  # same name, different object: not the one that was detected
+        node = ((found or {}).get("spec") or {}).get("nodeName")
+        runtime = spec.layer is not Layer.ADMISSION and spec.object_kind == "Pod"
+        if found is not None and runtime and node != spec.node:
+            # An agent only sees the pods of its own node (and may only write records for its
+            # node): a record about a pod elsewhere is not acted on.
+            run.mismatch = f"pod runs on node {node or '-'}, not on {spec.node or '-'}"
+            found = None
         run.target = found
         if spec.object_kind == "Pod":
             run.pod = found
@@ -167,20 +199,26 @@ class Enforcer:
         spec = run.detection.spec
         pod = run.pod or {}
         labels = (pod.get("metadata") or {}).get("labels") if pod else None
-        digest = spec.image_digest or containers.digest(pod, spec.container)
+        # What the pod's own object says wins over the detection's claim (exemptions match it).
+        digest = containers.digest(pod, spec.container) or spec.image_digest
         policy = run.policy
+        covering = self.state.policies.compiled()  # the strictest covering policy applies
         namespace_labels: dict[str, str] = {}
-        if policy is not None and policy.spec.namespace_selector is not None:
+        if policy is not None and any(
+            p.spec.namespace_selector is not None for p in (policy, *covering)
+        ):
             namespace_labels = workloads.namespace_labels(self.api, run.namespace)
         target = planning.Target(
             namespace=run.namespace,
             namespace_labels=namespace_labels,
             pod_labels=labels if isinstance(labels, dict) else None,
-            image=spec.image or containers.image(pod, spec.container),
+            image=containers.image(pod, spec.container) or spec.image,
             digest=digest,
             command_line=spec.evidence.command_line,
         )
-        return planning.plan(run.detection, policy, target, policy_name=policy_name)
+        return planning.plan(
+            run.detection, policy, target, policy_name=policy_name, covering=covering
+        )
 
     def _step(self, run: actions.Run, step: RuntimeAction, planned: planning.Plan) -> None:
         try:

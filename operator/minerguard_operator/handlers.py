@@ -27,7 +27,7 @@ from prometheus_client import start_http_server
 
 from minerguard.api.meta import GROUP, VERSION
 from minerguard.kube import errors
-from minerguard_operator.decide import records
+from minerguard_operator.decide import backoff, records
 from minerguard_operator.runtime import Runtime
 from minerguard_operator.settings import OperatorSettings
 
@@ -75,10 +75,16 @@ def plain(body: Mapping[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], thaw(body))
 
 
-def retry_or_give_up(err: errors.ApiError) -> kopf.TemporaryError | kopf.PermanentError:
-    """The kopf error for an API failure: retry what may pass, give up on what will not."""
+def retry_or_give_up(
+    err: errors.ApiError, retry: int = 0
+) -> kopf.TemporaryError | kopf.PermanentError:
+    """The kopf error for an API failure: retry what may pass, give up on what will not.
+
+    ``retry`` is kopf's count of earlier retries: the wait grows with it, with jitter, and is
+    never shorter than the server's ``Retry-After`` (:func:`.decide.backoff.delay`).
+    """
     if err.retryable:
-        return kopf.TemporaryError(str(err), delay=1)
+        return kopf.TemporaryError(str(err), delay=backoff.delay(retry, err.retry_after))
     return kopf.PermanentError(str(err))
 
 
@@ -163,12 +169,14 @@ def detection_records(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, A
 @kopf.on.resume(GROUP, VERSION, POLICIES, registry=registry)
 @kopf.on.create(GROUP, VERSION, POLICIES, registry=registry)
 @kopf.on.update(GROUP, VERSION, POLICIES, registry=registry)
-def validate_policy(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+def validate_policy(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int = 0, **_: Any
+) -> None:
     """Compile the policy and report conditions, observedGeneration and the circuit."""
     try:
         state = runtime(memo).keeper.validate(plain(body))
     except errors.ApiError as err:
-        raise retry_or_give_up(err) from err
+        raise retry_or_give_up(err, retry) from err
     if state.error:
         logger.warning("invalid: %s", state.error)
 
@@ -176,7 +184,7 @@ def validate_policy(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
 @kopf.on.create(GROUP, VERSION, POLICIES, registry=registry)
 @kopf.on.update(GROUP, VERSION, POLICIES, field="spec", registry=registry)
 def scan_workloads(
-    body: kopf.Body, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, name: str, memo: kopf.Memo, logger: kopf.Logger, retry: int = 0, **_: Any
 ) -> None:
     """Record existing workloads that match the policy as Audit detections."""
     rt = runtime(memo)
@@ -185,7 +193,7 @@ def scan_workloads(
     try:
         found = rt.keeper.scan(name)
     except errors.ApiError as err:
-        raise retry_or_give_up(err) from err
+        raise retry_or_give_up(err, retry) from err
     logger.info("background scan recorded %d new detections", found)
     if found:
         message = f"background scan recorded {found} existing workloads as Audit detections"
@@ -203,12 +211,14 @@ def policy_gone(type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.create(GROUP, VERSION, DETECTIONS, registry=registry)
-def enforce(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+def enforce(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int = 0, **_: Any
+) -> None:
     """Respond to a new detection per its policy's runtime actions, exactly once."""
     try:
         outcome = runtime(memo).enforcer.handle(plain(body))
     except errors.ApiError as err:
-        raise retry_or_give_up(err) from err
+        raise retry_or_give_up(err, retry) from err
     if outcome.folded_into:
         logger.info("folded: %s", outcome.message)
     else:

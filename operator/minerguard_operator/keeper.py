@@ -19,6 +19,7 @@ from minerguard.compiled_policy import CompiledPolicy
 from minerguard.kube import errors, resources, workloads
 from minerguard.policy_book import PolicyState
 from minerguard.timestamps import format_time, parse_time
+from minerguard_operator import changes
 from minerguard_operator.decide import retention, scanning, statuses
 from minerguard_operator.decide.records import DetectionRecord
 from minerguard_operator.events import Emit, policy_ref
@@ -91,6 +92,7 @@ class PolicyKeeper:
             "circuitOpenUntil": until,
             "signatureCount": len(compiled.engine.entries) if compiled else None,
             "bundleVersion": compiled.bundle_version if compiled else None,
+            "exemptions": compiled.exemption_coverage() if compiled else None,
         }
         if records is not None:
             desired["counts"] = statuses.counts(records)
@@ -131,7 +133,8 @@ class PolicyKeeper:
     def housekeep(self, by_policy: Mapping[str, Sequence[DetectionRecord]]) -> None:
         """One round: expire detections per their policy's TTL, refresh status and circuits.
 
-        Detections whose policy no longer exists expire after the default TTL.
+        Detections whose policy no longer exists expire after the default TTL; isolating
+        AdminNetworkPolicies whose pod is gone are deleted.
         """
         known = set(self.state.policies.names())
         for name, found in by_policy.items():
@@ -148,6 +151,13 @@ class PolicyKeeper:
                 continue
             alive = [r for r in by_policy.get(name, ()) if not self._gone(r)]
             self.write_status(name, body, alive)
+        try:
+            swept = changes.sweep_admin_network_policies(self.api)
+        except errors.Forbidden as err:
+            log.warning("isolating AdminNetworkPolicies cannot be swept: %s", err)
+        else:
+            if swept:
+                log.info("deleted %d AdminNetworkPolicies of isolated pods now gone", swept)
 
     def _gone(self, record: DetectionRecord) -> bool:
         compiled = self._compiled(record.policy)

@@ -46,7 +46,12 @@ class Runtime:
         def factory() -> client.ApiClient:
             return client.api_client(self.settings.kube_server)
 
-        self.enforcer = Enforcer(factory, self.state, self.emit)
+        self.enforcer = Enforcer(
+            factory,
+            self.state,
+            self.emit,
+            isolation_label_guarded=self.settings.isolation_label_guarded,
+        )
         self.keeper = PolicyKeeper(factory, self.state, self.emit, self.settings.namespaces)
 
     @property

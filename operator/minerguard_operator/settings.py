@@ -48,6 +48,15 @@ class OperatorSettings(BaseSettings):
     log_format: Literal["plain", "full", "json"] = "json"
     verbose: bool = False
     workers: int = Field(default=16, ge=1, description="Threads running the synchronous handlers.")
+    isolation_label_guarded: bool = Field(
+        default=False,
+        description=(
+            "The cluster lets only the operator change a pod's minerguard.io/isolated label (a "
+            "ValidatingAdmissionPolicy). Without that guard whoever may patch the pod can undo "
+            "its isolation, so Isolate is reported as not guaranteed and falls through to "
+            "DeletePod where the policy asks for it."
+        ),
+    )
     watch_timeout: float = Field(
         default=600.0, gt=0, description="Seconds before a watch restarts."
     )

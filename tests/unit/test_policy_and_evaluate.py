@@ -54,8 +54,6 @@ def test_excluded_namespaces_and_selectors_limit_coverage() -> None:
 @pytest.mark.parametrize(
     "exemptions",
     [
-        {"images": ["docker.io/library/busybox"]},
-        {"images": ["docker.io/library/*"]},
         {"podLabels": {"matchLabels": {"app": "x"}}},
         {"commandPatterns": ["stratum\\+tcp://pool\\.example"]},
         {"namespaces": ["apps"]},
@@ -64,6 +62,18 @@ def test_excluded_namespaces_and_selectors_limit_coverage() -> None:
 def test_exemptions_are_honoured(exemptions: dict[str, Any]) -> None:
     compiled = policy(exemptions=exemptions)
     assert evaluate.evaluate_object(pod(MINER), [compiled]).allowed
+
+
+@pytest.mark.parametrize("exempt", ["docker.io/library/busybox", "docker.io/library/*", "busybox"])
+def test_image_exemptions_cover_what_the_image_itself_runs(exempt: str) -> None:
+    """An exempt image's own entrypoint is not judged; a pod's ``command`` would be."""
+    compiled = policy(exemptions={"images": [exempt]})
+    obj = pod(MINER)
+    del obj["spec"]["containers"][0]["command"]
+    config = podspec.ImageConfig(entrypoint=tuple(MINER[:1]), cmd=tuple(MINER[1:]))
+    configs = {"busybox": config}
+    assert evaluate.evaluate_object(obj, [compiled], image_configs=configs).allowed
+    assert not evaluate.evaluate_object(pod(MINER), [compiled]).allowed
 
 
 def test_policy_signatures_extend_the_builtin_bundle() -> None:

@@ -152,3 +152,30 @@ meta.helm.sh/release-name: {{ .root.Release.Name }}
 meta.helm.sh/release-namespace: {{ .root.Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/*
+The CEL that says the requester is trusted by the ValidatingAdmissionPolicies: a user in
+admissionPolicy.trustedUsers or a member of one of admissionPolicy.trustedGroups.
+*/}}
+{{- define "minerguard.admissionPolicy.trusted" -}}
+{{- $p := .Values.admissionPolicy -}}
+{{- printf "request.userInfo.username in %s || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in %s))" (toJson ($p.trustedUsers | default list)) (toJson ($p.trustedGroups | default list)) }}
+{{- end }}
+
+{{/*
+"true" when the policy guarding the minerguard.io/isolated pod label is rendered: the operator
+runs, admission policies are on (Kubernetes >= 1.30) and admissionPolicy.guardIsolationLabel.
+*/}}
+{{- define "minerguard.isolationLabelPolicy" -}}
+{{- $p := .Values.admissionPolicy -}}
+{{- and .Values.operator.enabled $p.enabled $p.guardIsolationLabel (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) | toString }}
+{{- end }}
+
+{{/*
+"true" when the API server refuses every change of the minerguard.io/isolated label but the
+operator's: the policy is rendered and its binding denies (Warn/Audit alone only report). The
+operator's MINERGUARD_OPERATOR_ISOLATION_LABEL_GUARDED; without it Isolate is "not guaranteed".
+*/}}
+{{- define "minerguard.isolationLabelGuarded" -}}
+{{- and (eq (include "minerguard.isolationLabelPolicy" .) "true") (has "Deny" .Values.admissionPolicy.validationActions) | toString }}
+{{- end }}

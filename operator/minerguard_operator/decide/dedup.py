@@ -1,7 +1,11 @@
 """Fold repeated detections of one miner into the first, instead of acting again.
 
 An agent that sees the same miner every sampling window would otherwise create a detection,
-an Event and a deletion attempt each time. The first detection of a key is the original; later
+an Event and a deletion attempt each time. The key (:class:`~.records.DedupKey`) holds what
+decides the response (layer, mode, policy, actions requested) besides the pod and signal, so a
+record of a weaker kind never swallows a stronger one: an Enforce runtime detection is only ever
+folded into another Enforce runtime detection of the same pod. The first detection of a key is
+the original; later
 ones within ``dedupWindowSeconds`` of it increment its ``status.occurrences`` and are deleted.
 Claims are made under a lock, so two duplicates handled at once cannot both become originals,
 and a duplicate whose handler is retried is counted once; the index is seeded from the

@@ -7,6 +7,7 @@ Every change the operator makes to a workload is marked so a person can see why 
 from __future__ import annotations
 
 import hashlib
+import re
 
 PREFIX = "minerguard.io"
 
@@ -28,10 +29,33 @@ ISOLATED_BY = f"{PREFIX}/isolated-by"
 RELEASED_LABELS = f"{PREFIX}/released-labels"
 """Annotation on an isolated pod detached from its owner: the selector labels it had, as JSON."""
 RELEASED_OWNER = f"{PREFIX}/released-owner"
-"""Annotation on an isolated pod detached from its owner: the controller reference, as JSON."""
+"""Annotation on an isolated pod detached from its owner: the controller reference, as JSON.
+
+For people (and for reverting by hand) only: the operator never reads it back, since the pod's
+owner can write any annotation on it (a tenant's pod naming Deployment ``payments`` once got
+that scaled to 0). What the operator trusts is the release it records in the detection's
+``status.actionsTaken`` (:func:`released_detail`), which only the operator can write."""
 SCAN = f"{PREFIX}/scan"
 """Label on detections recorded by a background scan (value: the policy)."""
 DETECTION = f"{PREFIX}/detection"
+
+
+_RELEASED = re.compile(r"released from (?P<kind>[A-Za-z]+)/(?P<name>[^ ;]+) uid (?P<uid>[^ ;]+)")
+
+
+def released_detail(isolated_by: str, kind: str, name: str, uid: str) -> str:
+    """The ``Isolate`` step's detail when the pod was released from its controller.
+
+    Recorded in the detection's status, which only the operator writes, so that ``StopOwner``
+    after a restart finds the owner by kind, name *and* uid without trusting the pod.
+    """
+    return f"{isolated_by}; released from {kind}/{name} uid {uid}"
+
+
+def parse_released(detail: str) -> tuple[str, str, str] | None:
+    """``(kind, name, uid)`` of a release recorded by :func:`released_detail`, if any."""
+    found = _RELEASED.search(detail)
+    return (found["kind"], found["name"], found["uid"]) if found else None
 
 
 def isolation_policy_name(pod_uid: str) -> str:

@@ -17,12 +17,26 @@ from minerguard_operator.decide.planning import DESTRUCTIVE
 
 @dataclass(frozen=True, slots=True)
 class DedupKey:
-    """Detections with equal keys describe the same miner: same pod, container and top reason."""
+    """Detections with equal keys describe the same miner *and ask for the same response*.
+
+    Same pod (by name and, where given, uid), container and top reason, and also everything
+    that decides what the operator does: the layer, the mode, the policy and the actions
+    requested. Folding by pod and signal alone let a weaker record (an admission Warn, a
+    background-scan Audit record, a forged review's record) posted first swallow the agent's
+    later Enforce detection of the same pod, so nothing was done; with the response in the key,
+    a detection only ever folds into one that asked for exactly the same thing.
+    """
 
     namespace: str
     pod: str
     container: str
     reason: str
+    pod_uid: str = ""
+    layer: str = ""
+    mode: str = ""
+    policy: str = ""
+    object_kind: str = "Pod"
+    actions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +84,31 @@ def top_reason(reasons: Any) -> str | None:
     return best[1] if best else None
 
 
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
 def dedup_key(namespace: str, spec: Mapping[str, Any]) -> DedupKey | None:
     """The key of a detection; None when it names no pod or no reason (never folded)."""
     pod, reason = spec.get("podName"), top_reason(spec.get("reasons"))
     if not isinstance(pod, str) or not pod or reason is None:
         return None
-    container = spec.get("container")
-    return DedupKey(namespace, pod, container if isinstance(container, str) else "", reason)
+    requested = spec.get("actionsRequested")
+    actions = (
+        sorted({a for a in requested if isinstance(a, str)}) if isinstance(requested, list) else []
+    )
+    return DedupKey(
+        namespace,
+        pod,
+        _text(spec.get("container")),
+        reason,
+        pod_uid=_text(spec.get("podUID")),
+        layer=_text(spec.get("layer")),
+        mode=_text(spec.get("mode"), "Enforce"),
+        policy=_text(spec.get("policy")),
+        object_kind=_text(spec.get("objectKind"), "Pod"),
+        actions=tuple(actions),
+    )
 
 
 def record(body: Mapping[str, Any]) -> DetectionRecord:

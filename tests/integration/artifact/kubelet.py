@@ -67,6 +67,10 @@ class Workload:
             "metadata.name": self.name,
             "metadata.namespace": chart.NAMESPACE,
             "spec.nodeName": "node-1",
+            # The containers share this host's network, as hostNetwork pods share the node's:
+            # the node's own address here is loopback.
+            "status.podIP": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
         }[path]
 
 

@@ -239,3 +239,22 @@ def test_helm_test_refuses_a_webhook_whose_certificate_it_cannot_verify(
     assert result.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
     assert server.seen == []
+
+
+def test_the_pre_delete_hook_deletes_the_pinning_configuration_first(
+    serve: collections.abc.Callable[[Responder], Server], tmp_path: pathlib.Path
+) -> None:
+    server = serve(lambda method, path, body: (200, {"kind": "Status", "status": "Success"}))
+    env = {**_api_env(server, tmp_path), "MUTATING_WEBHOOK_CONFIGURATION": "mg-minerguard-pin"}
+    result = _run("remove_webhook.py", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(method, path) for method, path, _, _ in server.seen] == [
+        (
+            "DELETE",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/mg-minerguard-pin",
+        ),
+        (
+            "DELETE",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/mg-minerguard",
+        ),
+    ]

@@ -71,6 +71,8 @@ def test_every_namespaced_object_goes_into_the_target_namespace(profile: str) ->
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "MinerPolicy",
         "ClusterKopfPeering",
     }
@@ -237,3 +239,5 @@ def test_notes_tell_how_to_see_detections_and_break_glass() -> None:
     assert "kubectl get minerdetections -A" in notes
     assert "kubectl delete validatingwebhookconfiguration mg-minerguard" in notes
     assert "helm test mg" in notes
+    assert "Callers:       not authenticated" in notes
+    assert "ValidatingAdmissionPolicy/mg-minerguard-detection-writers (Deny)" in notes

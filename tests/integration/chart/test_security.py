@@ -306,17 +306,19 @@ def test_the_agent_reads_pods_and_only_writes_detections_and_events() -> None:
     assert _grants(agent, "events", "create")
 
 
-def test_the_webhook_reads_secrets_by_name_only_and_can_be_denied_them() -> None:
-    webhook = _rules_by_component(chart.render())["webhook"]
+def test_the_webhook_reads_secrets_by_name_only_and_only_when_asked() -> None:
+    asked = chart.render({"webhook": {"rbac": {"readImagePullSecrets": True}}})
+    webhook = _rules_by_component(asked)["webhook"]
     for rule in webhook:
         assert set(rule.verbs) <= {"get", "list", "watch", "create"}
         if "secrets" in rule.resources:
             assert rule.verbs == ["get"]
         if "create" in rule.verbs:
-            assert rule.resources == ["minerdetections"]
+            assert rule.resources in (["minerdetections"], ["events"])
     assert _grants(webhook, "minerpolicies", "watch")
-    off = _rules_by_component(chart.render({"webhook": {"rbac": {"readImagePullSecrets": False}}}))
-    assert not _grants(off["webhook"], "secrets", "get")
+    assert _grants(webhook, "secrets", "get")
+    default = _rules_by_component(chart.render())
+    assert not _grants(default["webhook"], "secrets", "get")
 
 
 def test_a_pre_delete_hook_removes_exactly_the_webhook_configuration() -> None:

@@ -167,7 +167,7 @@ def test_isolation_denies_egress_and_keeps_the_pod_released_from_its_owner(
     cluster.policy(actions={"runtime": ["Alert", "Isolate", "StopOwner", "DeletePod"]})
     _, _, pod = cluster.web_deployment()
     name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
-    with running(kube.url):
+    with running(kube.url, isolation_label_guarded=True):  # else not guaranteed: see security
         cluster.detection("miner-1", name)
         status = cluster.settled("miner-1")
     assert status["phase"] == "Acted"
@@ -233,10 +233,13 @@ def test_excluded_namespaces_and_exempt_pods_are_never_touched(
 
 
 def test_dry_run_and_audit_only_alert(kube: EmulatorThread, cluster: Cluster) -> None:
-    cluster.policy("dry", dryRun=True, actions=DELETE_AND_STOP)
-    cluster.policy("audit", mode="Audit", actions=DELETE_AND_STOP)
-    cluster.pod("p1")
-    cluster.pod("p2")
+    # each pod is covered by one of the two (the strictest covering policy would apply)
+    only = {"podLabels": {"matchLabels": {"app": "p2"}}}
+    cluster.policy("dry", dryRun=True, actions=DELETE_AND_STOP, exemptions=only)
+    only = {"podLabels": {"matchLabels": {"app": "p1"}}}
+    cluster.policy("audit", mode="Audit", actions=DELETE_AND_STOP, exemptions=only)
+    cluster.pod("p1", labels={"app": "p1"})
+    cluster.pod("p2", labels={"app": "p2"})
     with running(kube.url):
         cluster.detection("d1", "p1", policy="dry")
         cluster.detection("d2", "p2", policy="audit")

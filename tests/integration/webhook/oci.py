@@ -8,6 +8,8 @@
   optional Basic credentials → an ES256 JWT carrying its certificate in ``x5c``), trusted by
   the registry through ``rootcertbundle``.
 - :class:`HangingServer`: accepts connections and never answers (deadline tests).
+- :class:`HostileServer`, :func:`serve_image`, :func:`serve_index`: a scripted registry that
+  lies, challenges, redirects and records every request (tests/security).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import json
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +55,8 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+LOOPBACK_ENV = {"MINERGUARD_WEBHOOK_REGISTRY_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
+"""What a webhook needs to reach these loopback servers: the address policy denies loopback."""
 
 
 def free_port() -> int:
@@ -114,7 +120,8 @@ class TokenServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
-        self.realm = f"http://127.0.0.1:{self.port}/token"
+        self.host = f"127.0.0.1:{self.port}"
+        self.realm = f"http://{self.host}/token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _user(self, header: str | None) -> str | None:
@@ -409,3 +416,141 @@ def push_index(
     }
     digest, _ = push_manifest(registry, repository, tag, document, media)
     return digest
+
+
+# -- hostile registries -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request a :class:`HostileServer` received."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
+
+
+Reply = tuple[int, Mapping[str, str], bytes]
+Route = Callable[[Seen], Reply]
+
+
+class HostileServer:
+    """An HTTP server on a loopback address that answers whatever the test scripted.
+
+    A registry (or token realm, or blob store) that lies, redirects, challenges or stalls the
+    way an attacker's would; every request is recorded (``seen``), so a test can show that
+    something was never asked, or asked without credentials. ``host`` may be any 127.0.0.0/8
+    address (Linux routes the whole range to ``lo``), to stand for a second machine.
+    """
+
+    def __init__(self, address: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+        self.routes: dict[str, Route] = {"/v2/": lambda _: (200, {}, b"{}")}
+        self.seen: list[Seen] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+            def _answer(self, head: bool) -> None:
+                seen = Seen(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                )
+                outer.seen.append(seen)
+                route = outer.routes.get(urlparse(self.path).path)
+                status, headers, body = route(seen) if route else (404, {}, b"{}")
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._answer(head=False)
+
+            def do_HEAD(self) -> None:
+                self._answer(head=True)
+
+        self.server = ThreadingHTTPServer((address, 0), Handler)
+        self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        self.host = f"{address}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(
+        self, path: str, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Answer ``path`` with this, always."""
+        fixed = (status, dict(headers or {}), body)
+        self.routes[path] = lambda _: fixed
+
+    def paths(self) -> list[str]:
+        return [urlparse(s.path).path for s in self.seen]
+
+    def __enter__(self) -> HostileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_image(
+    server: HostileServer,
+    repository: str,
+    config: Mapping[str, Any],
+    *,
+    tag: str | None = None,
+    arch: str = "amd64",
+) -> tuple[str, int]:
+    """Publish an image (config blob + manifest) on a hostile server; (digest, size)."""
+    blob = json.dumps({"architecture": arch, "os": "linux", "config": dict(config)}).encode()
+    server.answer(f"/v2/{repository}/blobs/{sha(blob)}", blob)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha(blob), "size": len(blob)},
+        "layers": [],
+    }
+    raw = json.dumps(manifest).encode()
+    headers = {"Content-Type": OCI_MANIFEST}
+    for reference in (sha(raw), *([tag] if tag else [])):
+        server.answer(f"/v2/{repository}/manifests/{reference}", raw, headers=headers)
+    return sha(raw), len(raw)
+
+
+def serve_index(
+    server: HostileServer,
+    repository: str,
+    tag: str,
+    entries: Sequence[tuple[tuple[str, int], Mapping[str, str] | None]],
+) -> str:
+    """Publish an OCI index of (manifest, platform or None for none declared) entries."""
+    manifests = []
+    for (digest, size), platform in entries:
+        entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+        if platform is not None:
+            entry["platform"] = dict(platform)
+        manifests.append(entry)
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
+    body = raw.encode()
+    for reference in (sha(body), tag):
+        server.answer(
+            f"/v2/{repository}/manifests/{reference}", body, headers={"Content-Type": OCI_INDEX}
+        )
+    return sha(body)

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client as k8s
 
 from minerguard.kube import client
+from tests.integration.webhook import oci
 from tests.integration.webhook.conftest import POOL, Images, Server, ServerFactory
 from tests.integration.webhook.reviews import container, pod, review
 from tests.kube_emulator import EmulatorThread
@@ -24,7 +25,7 @@ MINER = pod(container("alpine", name="miner", command=["xmrig", "-o", POOL]), na
 
 
 def start(serve: ServerFactory, kube: EmulatorThread, *args: str) -> Server:
-    return serve("--kube-server", kube.url, "--registry-timeout", "2", *args)
+    return serve("--kube-server", kube.url, "--registry-timeout", "2", *args, env=oci.LOOPBACK_ENV)
 
 
 def test_policies_are_watched_and_swapped(kube: EmulatorThread, serve: ServerFactory) -> None:
@@ -122,7 +123,9 @@ def test_pull_secrets_of_the_pod_and_its_service_account_are_used(
             "imagePullSecrets": [{"name": "sa-regcred"}],
         },
     )
-    server = start(serve, kube, "--insecure-registry", images.token)
+    server = start(
+        serve, kube, "--insecure-registry", images.token, "--insecure-registry", images.tokens.host
+    )
     image = images.ref("private/app:1", images.token)
 
     anonymous = server.review(review(pod(container(image))))

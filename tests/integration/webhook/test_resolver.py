@@ -9,13 +9,15 @@ import pytest
 
 from tests.integration.webhook import oci
 from tests.integration.webhook.conftest import Images
-from webhook import registry, resolve
+from webhook import egress, registry, resolve
+
+LOOPBACK = egress.AddressPolicy(egress.LOOPBACK)
 
 pytestmark = pytest.mark.slow
 
 
 async def test_concurrent_reviews_of_one_cold_image_share_one_fetch(images: Images) -> None:
-    client = registry.RegistryClient(insecure=[images.open])
+    client = registry.RegistryClient(insecure=[images.open], policy=LOOPBACK)
     resolver = resolve.ImageResolver(client)
     image = images.ref("miners/envminer:1")
     try:
@@ -32,7 +34,7 @@ async def test_concurrent_reviews_of_one_cold_image_share_one_fetch(images: Imag
 
 
 async def test_a_failure_is_remembered_briefly(images: Images) -> None:
-    client = registry.RegistryClient(insecure=[images.hanging])
+    client = registry.RegistryClient(insecure=[images.hanging], policy=LOOPBACK)
     resolver = resolve.ImageResolver(client, error_ttl=30)
     image = images.ref("x/y:1", images.hanging)
     try:
@@ -49,7 +51,7 @@ async def test_a_failure_is_remembered_briefly(images: Images) -> None:
 
 async def test_a_moved_tag_is_seen_after_the_tag_ttl(images: Images) -> None:
     now = [0.0]
-    client = registry.RegistryClient(insecure=[images.open])
+    client = registry.RegistryClient(insecure=[images.open], policy=LOOPBACK)
     resolver = resolve.ImageResolver(client, tag_ttl=60, clock=lambda: now[0])
     image = images.ref("moving/app:latest")
     try:
@@ -68,7 +70,7 @@ async def test_a_moved_tag_is_seen_after_the_tag_ttl(images: Images) -> None:
 async def test_an_unpinned_index_reads_every_entry_once_and_pinned_reviews_share_them(
     images: Images,
 ) -> None:
-    client = registry.RegistryClient(insecure=[images.open])
+    client = registry.RegistryClient(insecure=[images.open], policy=LOOPBACK)
     resolver = resolve.ImageResolver(client)
     image = images.ref("mixed/app:1")
     try:
@@ -95,7 +97,7 @@ async def test_an_unpinned_index_reads_every_entry_once_and_pinned_reviews_share
 
 
 async def test_a_single_arch_image_is_one_config_for_an_unpinned_pod(images: Images) -> None:
-    client = registry.RegistryClient(insecure=[images.open])
+    client = registry.RegistryClient(insecure=[images.open], policy=LOOPBACK)
     resolver = resolve.ImageResolver(client)
     image = images.ref("benign/web:1")
     try:

@@ -8,7 +8,7 @@ from minerguard_operator.decide import records, retention
 from minerguard_operator.decide.dedup import DedupIndex, Fold
 from minerguard_operator.decide.records import DedupKey
 
-KEY = DedupKey("apps", "p1", "main", "pool-connection")
+KEY = DedupKey("apps", "p1", "main", "pool-connection", mode="Enforce", policy="default")
 
 
 def body(name: str = "d1", **status: Any) -> dict[str, Any]:
@@ -38,6 +38,26 @@ def test_a_record_reads_the_key_from_the_strongest_reason() -> None:
     assert record.processed
     assert record.destructive
     assert record.created == 1795417200.0
+
+
+def test_the_key_holds_what_decides_the_response() -> None:
+    enforce = records.record(body())
+    for change in (
+        {"layer": "Admission"},
+        {"mode": "Audit"},
+        {"policy": "other"},
+        {"actionsRequested": ["Warn"]},
+        {"podUID": "another-pod"},
+        {"objectKind": "Deployment"},
+    ):
+        weaker = body()
+        weaker["spec"].update(change)
+        assert records.record(weaker).key != enforce.key, change
+    same = body()
+    same["spec"]["actionsRequested"] = ["Alert", "Alert"]
+    again = body()
+    again["spec"]["actionsRequested"] = ["Alert"]
+    assert records.record(same).key == records.record(again).key
 
 
 def test_broken_bodies_still_make_records() -> None:

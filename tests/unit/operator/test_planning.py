@@ -49,6 +49,8 @@ def test_isolate_replaces_delete_and_kill_process_is_left_to_the_agent() -> None
         "KillProcess is done by the node agent",
         "DeletePod replaced by Isolate: the pod is kept for forensics",
     )
+    assert planned.held == (RuntimeAction.DELETE_POD,)  # should isolation not hold
+    assert plan(policy(actions={"runtime": ["Isolate"]})).held == ()
 
 
 def test_alert_only_policies_do_not_count_as_destructive() -> None:
@@ -90,7 +92,7 @@ def test_alert_only_policies_do_not_count_as_destructive() -> None:
             TARGET,
             {},
             Phase.SKIPPED,
-            "exempt: image docker.io/x/app is exempt",
+            "exempt: image docker.io/x/app is exempt (spec.exemptions.images[0]: docker.io/x/*)",
         ),
         (
             policy(exemptions={"commandPatterns": ["^backup "]}),

@@ -125,7 +125,14 @@ async def test_hostile_strings_do_not_break_the_review(client: Client) -> None:
         for i, text in enumerate(hostile)
     ]
     result = verdict(await post(client, body(pod(*containers))))
-    assert result["allowed"] is True  # nothing in them mines; an internal error would refuse
+    # Nothing in them mines, and nothing breaks: they are more than one review's judging
+    # budget examines, so the containers from the one that used it up on are refused as
+    # not fully examined, and nothing else is said (an internal error would say so).
+    message = result["status"]["message"].removeprefix("minerguard: ")
+    assert result["allowed"] is False
+    reasons = message.split("; ")
+    assert all("not fully examined" in reason for reason in reasons), message
+    assert 'container "h0"' not in message  # judged within the budget: nothing found
 
 
 async def test_a_lone_surrogate_in_json_is_refused_as_not_json(client: Client) -> None:

@@ -9,7 +9,7 @@ import pytest
 from minerguard.podspec import ImageConfig
 from tests.support import policy
 from tests.unit.webhook.helpers import CLOSED, Sink, container, pod, request
-from webhook import memo, registry, resolve
+from webhook import matching, memo, registry, resolve
 from webhook.admission import Reviewer, platform
 from webhook.registry import Platform
 from webhook.resolve import PerPlatform, Variant
@@ -38,7 +38,7 @@ def index(*platforms: Any) -> registry.Fetched:
 
 
 def test_only_linux_image_entries_are_runnable_in_index_order() -> None:
-    chosen = registry.runnable(
+    chosen = matching.candidates(
         index(
             {"os": "linux", "architecture": "amd64"},
             {"os": "unknown", "architecture": "unknown"},  # buildx attestation manifest
@@ -49,20 +49,28 @@ def test_only_linux_image_entries_are_runnable_in_index_order() -> None:
             {"os": "linux", "architecture": "arm", "variant": 7},  # odd variant: ignored
         ),
         "x",
+        None,
     )
-    assert chosen.entries == (
+    assert chosen.entries == (  # normalised as containerd does: arm64/v8 is arm64, arm is v7
         registry.Entry(AMD64, digest(1)),
-        registry.Entry(Platform("linux", "arm64", "v8"), digest(4)),
-        registry.Entry(Platform("linux", "arm"), digest(7)),
+        registry.Entry(Platform("linux", "arm64"), digest(4)),
+        registry.Entry(Platform("linux", "arm", "v7"), digest(7)),
     )
     assert chosen.unjudged == 0
 
 
 def test_entries_past_the_limit_are_counted_not_judged() -> None:
     arches = [{"os": "linux", "architecture": f"arch{i}"} for i in range(5)]
-    chosen = registry.runnable(index(*arches), "x", limit=3)
+    chosen = matching.candidates(index(*arches), "x", None, limit=3)
     assert [e.platform.architecture for e in chosen.entries] == ["arch0", "arch1", "arch2"]
     assert chosen.unjudged == 2
+    # The cost is per distinct manifest: one manifest listed under many platforms is one.
+    same = registry.Fetched(
+        registry.OCI_INDEX,
+        INDEX,
+        {"manifests": [{"digest": digest(1), "platform": a} for a in arches]},
+    )
+    assert len(matching.candidates(same, "x", None, limit=1).entries) == 5
 
 
 def test_an_index_with_no_linux_image_is_a_bad_image() -> None:
@@ -70,7 +78,7 @@ def test_an_index_with_no_linux_image_is_a_bad_image() -> None:
         {"os": "unknown", "architecture": "unknown"}, {"os": "windows", "architecture": "amd64"}
     )
     with pytest.raises(registry.BadImage, match="no linux image"):
-        registry.runnable(only, "x")
+        matching.candidates(only, "x", None)
 
 
 def test_entries_that_agree_collapse_to_one_config() -> None:
@@ -163,13 +171,17 @@ async def test_a_command_override_is_the_same_on_every_platform() -> None:
     assert 'container "d"' in answer.message
 
 
-async def test_platforms_left_unjudged_are_warned_about_and_audited() -> None:
+async def test_platforms_left_unjudged_are_unverified_warned_about_and_audited() -> None:
     answer = await mixed_reviewer(PerPlatform((Variant((AMD64,), GOOD),), 4)).review(
         request(pod(container(image=IMAGE)))
     )
-    assert answer.allowed
+    assert answer.allowed  # the policy allows what it cannot verify
     assert answer.warnings == (
+        f'minerguard: container "c": entrypoint of image {IMAGE} not verified (only '
+        f"{registry.MAX_PLATFORMS} of its index's entries were judged, 4 more were not) "
+        '[MinerPolicy "guard"]',
         f"minerguard: image {IMAGE}: only the first {registry.MAX_PLATFORMS} linux platforms "
         "of its index were judged, 4 more were not",
     )
+    assert "4 more were not" in answer.annotations["unverified"]
     assert "4 more were not" in answer.annotations["incomplete"]
