@@ -78,10 +78,7 @@ class Callers:
 
 @pytest.fixture
 def pki(tmp_path: Path) -> PKI:
-    ca = certs.authority()
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    certs.serving(ca, cert, key)
-    return PKI(ca, cert, key, tmp_path)
+    return PKI.issue(tmp_path)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.webhook import certs
 from tests.integration.webhook.conftest import PKI, POOL, Server
 from tests.integration.webhook.reviews import container, pod, review
 from webhook import bodies
@@ -34,10 +33,7 @@ MIB = 1 << 20
 
 @pytest.fixture
 def pki(tmp_path: Path) -> PKI:
-    ca = certs.authority()
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    certs.serving(ca, cert, key)
-    return PKI(ca, cert, key, tmp_path)
+    return PKI.issue(tmp_path)
 
 
 Start = Callable[..., Server]

@@ -31,6 +31,14 @@ class PKI:
     key: Path
     folder: Path
 
+    @classmethod
+    def issue(cls, folder: Path) -> PKI:
+        """A fresh CA and a serving certificate for loopback, written into ``folder``."""
+        ca = certs.authority()
+        cert, key = folder / "tls.crt", folder / "tls.key"
+        certs.serving(ca, cert, key)
+        return cls(ca, cert, key, folder)
+
     def client_context(self, ca: certs.Authority | None = None) -> ssl.SSLContext:
         """A context that verifies the server against ``ca`` (default: the serving CA)."""
         return ssl.create_default_context(cadata=(ca or self.ca).pem.decode())
@@ -38,10 +46,7 @@ class PKI:
 
 @pytest.fixture
 def pki(tmp_path: Path) -> PKI:
-    ca = certs.authority()
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    certs.serving(ca, cert, key)
-    return PKI(ca, cert, key, tmp_path)
+    return PKI.issue(tmp_path)
 
 
 @dataclass(frozen=True)
