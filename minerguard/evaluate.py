@@ -26,6 +26,8 @@ class Finding:
     argv: tuple[str, ...]
     verdict: Verdict
     image_digest: str | None
+    origin: str | None = None
+    """The probe or hook (``livenessProbe``, ``lifecycle.postStart``); None: the container."""
 
     @property
     def denies(self) -> bool:
@@ -36,10 +38,16 @@ class Finding:
         """One line naming container, signal and policy."""
         top = self.verdict.signals[0]
         return (
-            f'container "{self.container.name}" would run a cryptominer: {top.describe()}; '
+            f"{_subject(self.container, self.origin)} would run a cryptominer: {top.describe()}; "
             f"signals {self.verdict.summary()} (score {self.verdict.score:g}) "
             f'[MinerPolicy "{self.policy.name}"]'
         )
+
+
+def _subject(container: podspec.Container, origin: str | None) -> str:
+    """``container "app"``, or ``container "app" livenessProbe exec`` for a probe or hook."""
+    named = f'container "{container.name}"'
+    return f"{named} {origin} exec" if origin else named
 
 
 UNEXAMINED = "its command and environment exceed the review's judging budget"
@@ -60,6 +68,7 @@ class Unverified:
     container: podspec.Container
     error: str
     unexamined: bool = False
+    origin: str | None = None
 
     @property
     def denies(self) -> bool:
@@ -74,7 +83,7 @@ class Unverified:
         """One line for the response."""
         if self.unexamined:
             return (
-                f'container "{self.container.name}" not fully examined ({self.error}) '
+                f"{_subject(self.container, self.origin)} not fully examined ({self.error}) "
                 f'[MinerPolicy "{self.policy.name}"]'
             )
         return (
@@ -143,8 +152,9 @@ def evaluate_containers(
         applied.append(policy.name)
         for declared in containers:
             config = image_configs.get(declared.image)
-            argv = podspec.effective_argv(declared, config)
             digest = config.digest if config else None
+            env = podspec.effective_env(declared, config)
+            argv = podspec.effective_argv(declared, config)
             # An image exemption trusts what the image's publisher made it run, not a command
             # or arguments the pod's author set: those are judged like any other.
             overridden = declared.command is not None or declared.args is not None
@@ -154,26 +164,40 @@ def evaluate_containers(
             )
             if reason is not None:
                 exempt.append(f"{declared.name}: {reason}")
-                continue
-            if image_reason is not None:
-                exempt.append(f"{declared.name}: {image_reason}, not the command the pod sets")
-            subject = Subject(
-                argv=argv,
-                env=podspec.effective_env(declared, config),
-                image=None if image_reason else declared.image,
-            )
-            verdict = policy.engine.evaluate(subject)
-            quarantined = policy.quarantine_signal(declared.image, digest)
-            if quarantined is not None:
-                verdict = Verdict(
-                    verdict.score + quarantined.weight, (quarantined, *verdict.signals)
+            else:
+                if image_reason is not None:
+                    exempt.append(f"{declared.name}: {image_reason}, not the command the pod sets")
+                subject = Subject(
+                    argv=argv, env=env, image=None if image_reason else declared.image
                 )
-            if verdict.matched:
-                findings.append(Finding(policy, declared, argv, verdict, digest))
-            elif verdict.incomplete:
-                unverified.append(Unverified(policy, declared, UNEXAMINED, unexamined=True))
-            elif podspec.needs_image_config(declared) and declared.image in image_errors:
-                unverified.append(Unverified(policy, declared, image_errors[declared.image]))
+                verdict = policy.engine.evaluate(subject)
+                quarantined = policy.quarantine_signal(declared.image, digest)
+                if quarantined is not None:
+                    verdict = Verdict(
+                        verdict.score + quarantined.weight, (quarantined, *verdict.signals)
+                    )
+                if verdict.matched:
+                    findings.append(Finding(policy, declared, argv, verdict, digest))
+                elif verdict.incomplete:
+                    unverified.append(Unverified(policy, declared, UNEXAMINED, unexamined=True))
+                elif podspec.needs_image_config(declared) and declared.image in image_errors:
+                    unverified.append(Unverified(policy, declared, image_errors[declared.image]))
+            # Probes and hooks: set by the pod, so never covered by an image exemption; the
+            # image itself (its name, a quarantined digest) was judged with the container.
+            for run in declared.execs:
+                reason = policy.exemption(None, digest, pod_labels, run.command)
+                if reason is not None:
+                    exempt.append(f"{declared.name} {run.origin} exec: {reason}")
+                    continue
+                verdict = policy.engine.evaluate(Subject(argv=run.command, env=env))
+                if verdict.matched:
+                    findings.append(
+                        Finding(policy, declared, run.command, verdict, digest, run.origin)
+                    )
+                elif verdict.incomplete:
+                    unverified.append(
+                        Unverified(policy, declared, UNEXAMINED, unexamined=True, origin=run.origin)
+                    )
     return Decision(tuple(findings), tuple(unverified), tuple(exempt), tuple(applied))
 
 

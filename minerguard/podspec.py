@@ -3,6 +3,11 @@
 Pod ``command`` replaces the image Entrypoint and drops its Cmd; ``args`` alone keep the
 Entrypoint and replace the Cmd; neither keeps both. ``$(VAR)`` references expand from the
 container's environment (image env first, pod env over it); ``$$(VAR)`` is a literal.
+
+A container also runs what its exec probes and lifecycle hooks declare (:data:`EXEC_FIELDS`):
+the kubelet has the runtime exec that argv in the container as written, with no shell and no
+``$(VAR)`` expansion, in the container's environment. Each is an :class:`Exec` on its
+container, judged like a pod-set command.
 """
 
 from __future__ import annotations
@@ -27,6 +32,20 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 """Where each kind keeps the pod spec that its pods are made from."""
 
+EXEC_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("livenessProbe",),
+    ("readinessProbe",),
+    ("startupProbe",),
+    ("lifecycle", "postStart"),
+    ("lifecycle", "preStop"),
+)
+"""Where a container declares a handler whose ``exec.command`` the kubelet runs in it.
+
+Read for every kind of container: the API server allows probes on regular and sidecar init
+containers (``restartPolicy: Always``), hooks on those too, and refuses the rest, so judging
+whatever is declared covers all the API allows.
+"""
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*+)\)")
 
 
@@ -39,6 +58,14 @@ class ContainerKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Exec:
+    """An exec probe or lifecycle hook: ``origin`` names the field (``lifecycle.postStart``)."""
+
+    origin: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     """One container as declared: what the pod says, before the image fills the gaps."""
 
@@ -48,6 +75,7 @@ class Container:
     command: tuple[str, ...] | None
     args: tuple[str, ...] | None
     env: tuple[tuple[str, str], ...]
+    execs: tuple[Exec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +117,18 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _execs(raw: Mapping[str, Any]) -> tuple[Exec, ...]:
+    found = []
+    for path in EXEC_FIELDS:
+        node: Any = raw
+        for key in (*path, "exec"):
+            node = node.get(key) if isinstance(node, Mapping) else None
+        command = _strings(node.get("command")) if isinstance(node, Mapping) else None
+        if command:
+            found.append(Exec(".".join(path), command))
+    return tuple(found)
+
+
 def container(raw: Mapping[str, Any], kind: ContainerKind) -> Container:
     """Read one container; tolerant of missing or mistyped fields (the API server checks)."""
     return Container(
@@ -98,6 +138,7 @@ def container(raw: Mapping[str, Any], kind: ContainerKind) -> Container:
         command=_strings(raw.get("command")),
         args=_strings(raw.get("args")),
         env=_env(raw.get("env")),
+        execs=_execs(raw),
     )
 
 

@@ -158,6 +158,7 @@ def _finding_json(finding: evaluate.Finding) -> dict[str, Any]:
     return {
         "container": finding.container.name,
         "containerKind": finding.container.kind.value,
+        "origin": finding.origin,
         "policy": finding.policy.name,
         "denies": finding.denies,
         "score": finding.verdict.score,

@@ -77,12 +77,12 @@ def answer(decision: Decision, kind: str, notes: tuple[str, ...] = ()) -> Answer
         annotations["verdict"] = "denied" if not decision.allowed else "warned"
         if decision.findings:
             annotations["findings"] = "; ".join(
-                f"{f.container.name}: {f.verdict.summary()} ({f.policy.name})"
+                f"{_where(f.container, f.origin)}: {f.verdict.summary()} ({f.policy.name})"
                 for f in decision.findings
             )
         if decision.unverified:
             annotations["unverified"] = "; ".join(
-                f"{u.container.name}: {u.error}" for u in decision.unverified
+                f"{_where(u.container, u.origin)}: {u.error}" for u in decision.unverified
             )
     return Answer(
         allowed=decision.allowed,
@@ -332,6 +332,11 @@ def _labels(pod: Mapping[str, Any] | None) -> dict[str, str]:
     metadata = pod.get("metadata") if pod else None
     labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
+def _where(container: podspec.Container, origin: str | None) -> str:
+    """A container's name, with the probe or hook a finding came from."""
+    return f"{container.name} {origin}" if origin else container.name
 
 
 def _target(pod: Mapping[str, Any] | None, name: Any) -> podspec.Container | None:

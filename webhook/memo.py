@@ -83,6 +83,7 @@ def _container_chars(container: podspec.Container) -> int:
     total += sum(len(a) for a in container.command or ()) + sum(
         len(a) for a in container.args or ()
     )
+    total += sum(len(e.origin) + sum(len(a) for a in e.command) for e in container.execs)
     return total + sum(len(k) + len(v) for k, v in container.env)
 
 
@@ -92,9 +93,11 @@ DecisionKey = tuple[object, ...]
 class DecisionMemo:
     """Whole decisions by their inputs, for one generation of policies.
 
-    A decision depends only on the containers, the pod and namespace labels, the namespace,
-    the image configs they resolved to and the policies; the same inputs (every replica of a
-    template) get the same :class:`Decision` object back. Cleared when the policies change.
+    A decision depends only on the containers (their probes and hooks included: they are part
+    of :class:`~minerguard.podspec.Container`, so of the key), the pod and namespace labels, the
+    namespace, the image configs they resolved to and the policies; the same inputs (every
+    replica of a template) get the same :class:`Decision` object back. Cleared when the
+    policies change.
     """
 
     def __init__(self, size: int = 1024) -> None:

@@ -87,15 +87,16 @@ def worst(
     decided: Sequence[tuple[Decision, Mapping[str, Variant]]],
     containers: Sequence[podspec.Container],
 ) -> Decision:
-    """Merge per-layer decisions: per (policy, container), the highest-scoring finding.
+    """Merge per-layer decisions: per policy, container and probe or hook, the top finding.
 
     A finding every layer produced alike does not depend on the platform and is kept as it
     is; any other names the platforms of the variant it came from.
     """
-    found: dict[tuple[str, podspec.Container], list[tuple[Finding, Variant | None]]] = {}
+    found: dict[tuple[str, podspec.Container, str | None], list[tuple[Finding, Variant | None]]]
+    found = {}
     for decision, chosen in decided:
         for finding in decision.findings:
-            key = (finding.policy.name, finding.container)
+            key = (finding.policy.name, finding.container, finding.origin)
             found.setdefault(key, []).append((finding, chosen.get(finding.container.image)))
     findings: list[Finding] = []
     for seen in found.values():
@@ -104,12 +105,15 @@ def worst(
         findings.append(finding if alike or variant is None else named(finding, variant))
     policy_rank = {name: i for i, name in enumerate(decided[0][0].policies)}
     container_rank = {c: i for i, c in enumerate(containers)}
-    findings.sort(key=lambda f: (policy_rank[f.policy.name], container_rank[f.container]))
-    unverified: dict[tuple[str, podspec.Container], Unverified] = {}
+    findings.sort(
+        key=lambda f: (policy_rank[f.policy.name], container_rank[f.container], f.origin or "")
+    )
+    unverified: dict[tuple[str, podspec.Container, str | None], Unverified] = {}
     for decision, _ in decided:
         for item in decision.unverified:
-            if (item.policy.name, item.container) not in found:  # convicted elsewhere
-                unverified.setdefault((item.policy.name, item.container), item)
+            key = (item.policy.name, item.container, item.origin)
+            if key not in found:  # convicted elsewhere
+                unverified.setdefault(key, item)
     exempt = dict.fromkeys(line for decision, _ in decided for line in decision.exempt)
     return Decision(
         tuple(findings), tuple(unverified.values()), tuple(exempt), decided[0][0].policies
@@ -118,7 +122,7 @@ def worst(
 
 def named(finding: Finding, variant: Variant) -> Finding:
     """The finding with each signal saying which platforms' image config it was found in."""
-    if not podspec.needs_image_config(finding.container):
+    if finding.origin is not None or not podspec.needs_image_config(finding.container):
         return finding  # the pod's own command: the same wherever it runs
     prefix = f"image config ({variant}): "
     signals = tuple(

