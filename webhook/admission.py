@@ -214,7 +214,6 @@ class Reviewer:
                 platform(spec, self._default_platform),
                 deadline=self._left(started, self._settings.resolve_deadline),
                 keychain=loader,
-                identity=",".join((template.service_account or "", *template.image_pull_secrets)),
             )
             configs, failures = resolution.configs, resolution.errors
             per_platform = resolution.per_platform

@@ -195,15 +195,13 @@ class ImageResolver:
         *,
         deadline: float,
         keychain: KeychainLoader = no_credentials,
-        identity: str = "",
     ) -> Resolution:
         """Resolve each distinct image within ``deadline`` seconds; never raises.
 
         ``platform`` None: the pod pins none, so an index answers for all its Linux entries.
-        ``identity`` is unused (kept for callers): who a requester is for the caches is the
-        digest of the credentials its keychain holds for each registry, not a secret's name.
+        Who a requester is for the caches is the digest of the credentials its keychain
+        holds for each registry (:func:`webhook.auth.identity`), never a secret's name.
         """
-        del identity
         result = Resolution()
         pending: dict[str, asyncio.Future[Resolved]] = {}
         shared = _Once(keychain)

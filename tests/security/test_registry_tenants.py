@@ -21,7 +21,6 @@ from webhook import auth, egress, registry, resolve
 pytestmark = pytest.mark.slow
 PULLER = auth.Credentials("puller", "pull-secret-pw")
 SAME_NAME = auth.Credentials("puller", "another-tenants-password")  # ECR: always "AWS"
-NAME = "default"  # the service account every namespace has, as the webhook used to key it
 
 
 @pytest.fixture
@@ -46,16 +45,16 @@ async def test_a_private_image_is_not_served_to_a_tenant_without_credentials(
     image = images.ref("private/app:1", images.token)
     try:
         mine = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, PULLER), identity=NAME
+            [image], None, deadline=5, keychain=keychain(images.token, PULLER)
         )
         assert "xmrig" in mine.configs[image].cmd
         theirs = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, None), identity=NAME
+            [image], None, deadline=5, keychain=keychain(images.token, None)
         )
         assert image not in theirs.configs
         assert theirs.errors[image] == "the registry refused access"
         again = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, PULLER), identity=NAME
+            [image], None, deadline=5, keychain=keychain(images.token, PULLER)
         )
         assert again.configs[image] == mine.configs[image]  # proven: from the cache
     finally:
@@ -69,11 +68,11 @@ async def test_another_tenants_refusal_is_not_handed_to_a_tenant_with_credential
     image = images.ref("private/app:1", images.token)
     try:
         refused = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, None), identity=NAME
+            [image], None, deadline=5, keychain=keychain(images.token, None)
         )
         assert refused.errors[image] == "the registry refused access"
         allowed = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, PULLER), identity=NAME
+            [image], None, deadline=5, keychain=keychain(images.token, PULLER)
         )
         assert image in allowed.configs, allowed.errors
     finally:
@@ -87,12 +86,12 @@ async def test_a_token_is_not_reused_for_other_credentials_with_the_same_user_na
     image = images.ref("private/app:1", images.token)
     try:
         mine = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, PULLER), identity="a"
+            [image], None, deadline=5, keychain=keychain(images.token, PULLER)
         )
         assert image in mine.configs
         resolver.forget()  # the answers are gone (evicted); the client's tokens are not
         theirs = await resolver.resolve_all(
-            [image], None, deadline=5, keychain=keychain(images.token, SAME_NAME), identity="b"
+            [image], None, deadline=5, keychain=keychain(images.token, SAME_NAME)
         )
         assert image not in theirs.configs
         assert theirs.errors[image] == "the registry refused access"
