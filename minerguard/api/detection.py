@@ -94,6 +94,10 @@ class Connection(ApiModel):
     local_port: int | None = None
     state: str | None = None
     host: str | None = Field(default=None, description="Pool host the address resolved from.")
+    protocol: str | None = Field(
+        default=None,
+        description="What the first bytes showed: e.g. stratum mining.subscribe, TLS SNI name.",
+    )
 
 
 class Evidence(ApiModel):
@@ -106,6 +110,9 @@ class Evidence(ApiModel):
     container_id: str | None = Field(default=None, alias="containerID")
     cpu_fraction: float | None = Field(default=None, description="Mean CPU over the window.")
     connections: list[Connection] = Field(default_factory=list)
+    lookups: list[str] = Field(
+        default_factory=list, description="Pool domains the pod resolved: name -> addresses."
+    )
 
 
 class OwnerReference(ApiModel):

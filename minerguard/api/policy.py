@@ -120,6 +120,41 @@ class Behaviour(ApiModel):
     )
 
 
+class NetworkEnforcement(StrEnum):
+    """Which mechanism stops covered pods' traffic to mining pools."""
+
+    AUTO = "Auto"
+    """The strongest the cluster serves: AdminNetworkPolicy, else Cilium, else Calico, else the
+    node agent's nftables table."""
+    ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
+    CILIUM = "Cilium"
+    CALICO = "Calico"
+    NODE = "Node"
+    """The node agent's own nftables table (CNI-agnostic)."""
+
+
+class Network(ApiModel):
+    """The network layer: pool lookups, connections and first bytes seen, pool traffic stopped."""
+
+    block_pool_traffic: bool = Field(
+        default=False,
+        description=(
+            "Stop covered pods' egress to pool ports and to addresses learned from pool-domain"
+            " lookups. Enforce mode blocks; Audit mode records what would have been blocked."
+        ),
+    )
+    enforcement: NetworkEnforcement = Field(
+        default=NetworkEnforcement.AUTO, description="Which mechanism blocks (Auto: strongest)."
+    )
+    inspect_first_bytes: bool = Field(
+        default=False,
+        description=(
+            "Read the first payload of new TCP flows of covered pods: stratum and JSON-RPC"
+            " login on any port, the TLS server name against pool domains."
+        ),
+    )
+
+
 class Actions(ApiModel):
     """What each layer does in Enforce mode."""
 
@@ -185,6 +220,7 @@ class MinerPolicySpec(ApiModel):
     behaviour: Behaviour = Field(default_factory=Behaviour)
     actions: Actions = Field(default_factory=Actions)
     exemptions: Exemptions = Field(default_factory=Exemptions)
+    network: Network = Field(default_factory=Network)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retention: Retention = Field(default_factory=Retention)
     dry_run: bool = Field(default=False, description="Record what would be done, do nothing.")
@@ -207,6 +243,23 @@ class QuarantinedImage(ApiModel):
     since: str | None = None
 
 
+class NetworkStatus(ApiModel):
+    """What the network layer enforces for this policy, and where."""
+
+    enforcement: str | None = Field(
+        default=None, description="The mechanism in effect (AdminNetworkPolicy, Cilium, ...)."
+    )
+    objects: list[str] = Field(
+        default_factory=list, description="Policy objects rendered and applied, kind/name."
+    )
+    blocked_ports: list[int] = Field(default_factory=list)
+    blocked_domains: list[str] = Field(default_factory=list)
+    not_expressed: list[str] = Field(
+        default_factory=list, description="What the mechanism in effect cannot express, in words."
+    )
+    message: str | None = None
+
+
 class MinerPolicyStatus(ApiModel):
     """Observed state of a MinerPolicy."""
 
@@ -226,6 +279,7 @@ class MinerPolicyStatus(ApiModel):
         description="What each exemption covers, in words (minerguard scan --explain shows "
         "which applied to an object).",
     )
+    network: NetworkStatus | None = None
 
 
 class MinerPolicy(ApiModel, ResourceInfo):
