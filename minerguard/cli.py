@@ -15,16 +15,18 @@ from minerguard import __version__
 
 COMPONENTS = {
     "scan": "minerguard.scan:main",
+    "signatures": "minerguard.signatures.table:main",
     "webhook": "webhook.cli:main",
     "agent": "node_agent.cli:main",
     "operator": "minerguard_operator.cli:main",
 }
 
-USAGE = f"""usage: minerguard {{scan,webhook,agent,operator}} [ARGS...]
+USAGE = f"""usage: minerguard {{scan,signatures,webhook,agent,operator}} [ARGS...]
 
 minerguard {__version__}: layered cryptominer defence for Kubernetes.
 
   scan      check manifests offline, exactly as admission would (exit 1 on deny)
+  signatures  print the built-in bundle's scoring table (--table)
   webhook   serve the validating admission webhook over HTTPS
   agent     run the node agent (exec signatures and behaviour)
   operator  run the operator (policy status, enforcement on detections)

@@ -8,6 +8,7 @@ manifest reader (:mod:`minerguard.manifests`) that ``minerguard scan`` uses.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,11 @@ class CompiledPolicy:
     bundle_version: str | None
     quarantined: frozenset[str] = frozenset()
     """Image digests (``sha256:...``) refused wherever they appear (from the policy status)."""
+    system: bool = False
+    """This policy over the namespaces it excludes (:meth:`system_view`): only those are
+    covered, and only conclusive evidence acts (``spec.systemNamespaces``)."""
+    network_enforcement: str | None = None
+    """The mechanism the operator reports blocking pool traffic with (``status.network``)."""
 
     @property
     def enforcing(self) -> bool:
@@ -129,15 +135,36 @@ class CompiledPolicy:
     def not_covering(self, namespace: str | None, labels: Mapping[str, str]) -> str | None:
         """Why pods in ``namespace`` are out of scope (naming the field), or None if covered."""
         if namespace is None:
-            return None
-        if namespace in self.spec.excluded_namespaces:
+            return None if not self.system else "no namespace: not a system namespace"
+        excluded = namespace in self.spec.excluded_namespaces
+        if excluded and not self.system:
             return f"namespace {namespace} is in spec.excludedNamespaces"
+        if self.system and not excluded:
+            return f"namespace {namespace} is not in spec.excludedNamespaces (the system view)"
         if namespace in self.spec.exemptions.namespaces:
             return f"namespace {namespace} is in spec.exemptions.namespaces"
         selector = self.spec.namespace_selector
         if selector is not None and not selector_matches(selector, labels):
             return f"namespace {namespace} does not match spec.namespaceSelector"
         return None
+
+    def system_view(self, layer: str = "admission") -> CompiledPolicy | None:
+        """The policy over its excluded namespaces, as ``spec.systemNamespaces`` asks.
+
+        None when it asks for nothing at that ``layer`` (``admission`` or ``runtime``). The
+        view covers only the excluded namespaces (still subject to the selector and the
+        namespace exemptions, which are explicit trust), so it never judges a namespace twice.
+        """
+        wanted = self.spec.system_namespaces
+        mode = wanted.admission if layer == "admission" else wanted.runtime
+        if mode.value == "Off":
+            return None
+        return dataclasses.replace(self, system=True)
+
+    @property
+    def conclusive_score(self) -> float:
+        """The score that counts as conclusive evidence (``spec.systemNamespaces``)."""
+        return self.spec.system_namespaces.conclusive_score
 
     def quarantine_signal(self, image: str, digest: str | None) -> signatures.Signal | None:
         """A deciding signal when the image's digest was quarantined by the operator."""
@@ -347,6 +374,7 @@ def compile_policy(policy: MinerPolicy) -> CompiledPolicy:
         image_exemptions=image_rules,
         command_exemptions=commands,
         bundle_version=bundle.builtin().version if spec.builtin_signatures else None,
+        network_enforcement=status.network.enforcement if status and status.network else None,
     )
 
 

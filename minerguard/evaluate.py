@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from minerguard import podspec
+from minerguard import podspec, references, workloads
 from minerguard.api.policy import AdmissionAction, RegistryFailure
 from minerguard.compiled_policy import CompiledPolicy, by_strictness
-from minerguard.signatures.engine import Subject, Verdict
+from minerguard.signatures.engine import Signal, Subject, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +31,30 @@ class Finding:
 
     @property
     def denies(self) -> bool:
-        """Whether this finding refuses admission (Enforce + Deny)."""
-        return self.policy.enforcing and self.policy.spec.actions.admission is AdmissionAction.DENY
+        """Whether this finding refuses admission (Enforce + Deny).
+
+        Under a policy's system view (an excluded namespace, :meth:`CompiledPolicy.system_view`)
+        only conclusive evidence refuses: a score of at least ``conclusive_score``.
+        """
+        if not (
+            self.policy.enforcing and self.policy.spec.actions.admission is AdmissionAction.DENY
+        ):
+            return False
+        return not self.policy.system or self.verdict.score >= self.policy.conclusive_score
 
     def message(self) -> str:
         """One line naming container, signal and policy."""
         top = self.verdict.signals[0]
+        scope = ""
+        if self.policy.system:
+            conclusive = self.verdict.score >= self.policy.conclusive_score
+            scope = (
+                f", system namespace: {'' if conclusive else 'not '}conclusive"
+                f" at {self.policy.conclusive_score:g}"
+            )
         return (
             f"{_subject(self.container, self.origin)} would run a cryptominer: {top.describe()}; "
-            f"signals {self.verdict.summary()} (score {self.verdict.score:g}) "
+            f"signals {self.verdict.summary()} (score {self.verdict.score:g}{scope}) "
             f'[MinerPolicy "{self.policy.name}"]'
         )
 
@@ -69,11 +84,16 @@ class Unverified:
     error: str
     unexamined: bool = False
     origin: str | None = None
+    reference: bool = False
+    """A ConfigMap or Secret it reads could not be resolved (``error`` names it); weighed by
+    ``onRegistryFailure`` like an unreadable image: both are what the webhook cannot see."""
+    soft: bool = False
+    """Not read by the webhook's own configuration (Secrets not granted): reported only."""
 
     @property
     def denies(self) -> bool:
-        """Whether the policy refuses what it cannot verify."""
-        if not self.policy.enforcing:
+        """Whether the policy refuses what it cannot verify (never in a system namespace)."""
+        if not self.policy.enforcing or self.soft or self.policy.system:
             return False
         if self.unexamined:
             return self.policy.spec.actions.admission is AdmissionAction.DENY
@@ -81,6 +101,11 @@ class Unverified:
 
     def message(self) -> str:
         """One line for the response."""
+        if self.reference:
+            return (
+                f"{_subject(self.container, self.origin)} not verified: {self.error} "
+                f'[MinerPolicy "{self.policy.name}"]'
+            )
         if self.unexamined:
             return (
                 f"{_subject(self.container, self.origin)} not fully examined ({self.error}) "
@@ -117,9 +142,15 @@ class Decision:
 
     @property
     def warnings(self) -> list[str]:
-        """What is reported but not refused (Audit, Warn, unverified images allowed)."""
+        """What is reported but not refused (Audit, Warn, unverified images allowed).
+
+        Soft notes (a Secret the webhook is not granted) are left to the audit annotations
+        and ``scan``'s notes: every pod with a database password would warn otherwise.
+        """
         lines = [f"minerguard: {f.message()}" for f in self.findings if not f.denies]
-        lines += [f"minerguard: {u.message()}" for u in self.unverified if not u.denies]
+        lines += [
+            f"minerguard: {u.message()}" for u in self.unverified if not u.denies and not u.soft
+        ]
         return lines
 
 
@@ -168,16 +199,21 @@ def evaluate_containers(
                 if image_reason is not None:
                     exempt.append(f"{declared.name}: {image_reason}, not the command the pod sets")
                 subject = Subject(
-                    argv=argv, env=env, image=None if image_reason else declared.image
+                    argv=argv,
+                    env=env,
+                    image=None if image_reason else declared.image,
+                    texts=tuple(text for _, text in declared.files),
+                    text_names=tuple(path for path, _ in declared.files),
                 )
-                verdict = policy.engine.evaluate(subject)
+                verdict = redacted(policy.engine.evaluate(subject), declared.secrets)
                 quarantined = policy.quarantine_signal(declared.image, digest)
                 if quarantined is not None:
                     verdict = Verdict(
                         verdict.score + quarantined.weight, (quarantined, *verdict.signals)
                     )
                 if verdict.matched:
-                    findings.append(Finding(policy, declared, argv, verdict, digest))
+                    shown = _shown(argv, declared.secrets)
+                    findings.append(Finding(policy, declared, shown, verdict, digest))
                 elif verdict.incomplete:
                     unverified.append(Unverified(policy, declared, UNEXAMINED, unexamined=True))
                 elif podspec.needs_image_config(declared) and declared.image in image_errors:
@@ -190,15 +226,60 @@ def evaluate_containers(
                     exempt.append(f"{declared.name} {run.origin} exec: {reason}")
                     continue
                 verdict = policy.engine.evaluate(Subject(argv=run.command, env=env))
+                verdict = redacted(verdict, declared.secrets)
                 if verdict.matched:
-                    findings.append(
-                        Finding(policy, declared, run.command, verdict, digest, run.origin)
-                    )
+                    shown = _shown(run.command, declared.secrets)
+                    findings.append(Finding(policy, declared, shown, verdict, digest, run.origin))
                 elif verdict.incomplete:
                     unverified.append(
                         Unverified(policy, declared, UNEXAMINED, unexamined=True, origin=run.origin)
                     )
     return Decision(tuple(findings), tuple(unverified), tuple(exempt), tuple(applied))
+
+
+def redacted(verdict: Verdict, secrets: Sequence[str]) -> Verdict:
+    """The verdict with every detail that quotes a Secret's value replaced."""
+    if not secrets or not verdict.signals:
+        return verdict
+    signals = tuple(
+        Signal(s.name, f"{s.name}: {references.SECRET_NOTE}", s.weight, s.where, s.signature)
+        if references.quotes_secret(s.detail, secrets)
+        else s
+        for s in verdict.signals
+    )
+    return Verdict(verdict.score, signals, verdict.incomplete)
+
+
+def _shown(argv: tuple[str, ...], secrets: Sequence[str]) -> tuple[str, ...]:
+    """The command line as reported: Secret values expanded into it are replaced."""
+    return tuple(references.redact(word, secrets) for word in argv) if secrets else argv
+
+
+def with_problems(
+    decision: Decision,
+    problems: Sequence[references.Problem],
+    *,
+    containers: Sequence[podspec.Container],
+    namespace: str | None,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+) -> Decision:
+    """The decision, plus an unverified container per covering policy for each reference
+    that could not be resolved: what could not be read is named, never taken as empty.
+    """  # noqa: D205
+    if not problems:
+        return decision
+    by_name = {c.name: c for c in containers}
+    added = [
+        Unverified(policy, by_name[p.container], p.what, reference=True, soft=p.soft)
+        for policy in by_strictness(policies)
+        if policy.covers_namespace(namespace, namespace_labels)
+        for p in problems
+        if p.container in by_name
+    ]
+    return Decision(
+        decision.findings, (*decision.unverified, *added), decision.exempt, decision.policies
+    )
 
 
 def evaluate_object(
@@ -208,17 +289,82 @@ def evaluate_object(
     namespace_labels: Mapping[str, str] | None = None,
     image_configs: Mapping[str, podspec.ImageConfig] | None = None,
     image_errors: Mapping[str, str] | None = None,
+    kinds: workloads.Workloads = workloads.BUILTIN,
+    lookup: references.Lookup | None = None,
 ) -> Decision:
-    """Evaluate a Pod or workload; raises UnsupportedObjectError for other kinds."""
-    template = podspec.template(obj)
+    """Evaluate a Pod or workload of a kind in ``kinds``; raises UnsupportedObjectError else.
+
+    ``lookup`` reads the ConfigMaps and Secrets the containers reference
+    (:mod:`minerguard.references`); without one their values are unknown and not judged.
+    """
+    workload = kinds.read(obj)
+    template = workload.template
     metadata = obj.get("metadata")
     namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-    return evaluate_containers(
-        template.containers,
+    namespace = namespace if isinstance(namespace, str) else None
+    labels = namespace_labels or {}
+    containers = template.containers
+    problems: tuple[references.Problem, ...] = ()
+    if lookup is not None:
+        resolved = references.resolve(
+            containers,
+            workload.pod,
+            namespace or "default",
+            lookup,
+            podspec.pod_metadata(obj),
+        )
+        containers, problems = resolved.containers, resolved.problems
+    decision = evaluate_containers(
+        containers,
         template.labels,
-        namespace if isinstance(namespace, str) else None,
-        namespace_labels or {},
+        namespace,
+        labels,
         policies,
         image_configs=image_configs,
         image_errors=image_errors,
+    )
+    decision = with_problems(
+        decision,
+        problems,
+        containers=containers,
+        namespace=namespace,
+        namespace_labels=labels,
+        policies=policies,
+    )
+    return not_read_whole(decision, workload, namespace, labels, policies)
+
+
+WHOLE_OBJECT = podspec.Container(
+    name="(object)",
+    kind=podspec.ContainerKind.CONTAINER,
+    image="",
+    command=None,
+    args=None,
+    env=(),
+)
+"""Stands for the part of an object that was not read, in a message."""
+
+
+def not_read_whole(
+    decision: Decision,
+    workload: workloads.Workload,
+    namespace: str | None,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+) -> Decision:
+    """The decision, refusing an object a bound stopped us reading whole.
+
+    What was not read may hold a miner (padding an Argo workflow past its template bound, a
+    pod template hidden deeper than the shape finder looks), so it is refused like a container
+    past the judging budget: wherever a covering policy refuses miners.
+    """
+    if workload.incomplete is None:
+        return decision
+    added = tuple(
+        Unverified(policy, WHOLE_OBJECT, workload.incomplete, unexamined=True)
+        for policy in by_strictness(policies)
+        if policy.covers_namespace(namespace, namespace_labels)
+    )
+    return Decision(
+        decision.findings, (*decision.unverified, *added), decision.exempt, decision.policies
     )

@@ -8,13 +8,19 @@ A container also runs what its exec probes and lifecycle hooks declare (:data:`E
 the kubelet has the runtime exec that argv in the container as written, with no shell and no
 ``$(VAR)`` expansion, in the container's environment. Each is an :class:`Exec` on its
 container, judged like a pod-set command.
+
+Values can come from elsewhere: ``env[].valueFrom`` and ``envFrom`` name ConfigMap and Secret
+keys, and ``volumeMounts`` put their keys in files. They are read here as :class:`Source` and
+:class:`Mount` references; :mod:`minerguard.references` resolves them against the objects
+(the webhook's reads, the documents given to ``scan``) into a container whose ``env`` and
+``files`` are what the process will see.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -66,8 +72,34 @@ class Exec:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A ConfigMap or Secret an env var (``key`` set) or ``envFrom`` (``key`` None) reads."""
+
+    kind: str  # "ConfigMap" | "Secret"
+    name: str
+    key: str | None = None
+    optional: bool = False
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A ``volumeMounts`` entry: which volume, where, and the part of it (``subPath``)."""
+
+    volume: str
+    path: str
+    sub_path: str = ""
+    sub_path_expr: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
-    """One container as declared: what the pod says, before the image fills the gaps."""
+    """One container as declared: what the pod says, before the image fills the gaps.
+
+    ``value_from`` pairs an index into ``env`` with the key it reads (its value there is
+    empty until resolved); ``files`` holds, once resolved, the mounted files the command line
+    names (path, text).
+    """
 
     name: str
     kind: ContainerKind
@@ -76,6 +108,18 @@ class Container:
     args: tuple[str, ...] | None
     env: tuple[tuple[str, str], ...]
     execs: tuple[Exec, ...] = ()
+    value_from: tuple[tuple[int, Source], ...] = ()
+    env_from: tuple[Source, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    working_dir: str = ""
+    files: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Values resolved from Secrets: judged, never shown (:func:`minerguard.references.redact`)."""
+
+    @property
+    def references(self) -> bool:
+        """Whether anything this container sees comes from a ConfigMap or Secret."""
+        return bool(self.value_from or self.env_from or self.mounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +161,69 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+_KEY_REFS = (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret"))
+FIELD = "Field"
+"""The kind of a :class:`Source` that reads the pod's own metadata (``fieldRef``)."""
+_ALL_REFS = (("configMapRef", "ConfigMap"), ("secretRef", "Secret"))
+
+
+def _value_from(value: Any) -> tuple[tuple[int, Source], ...]:
+    if not isinstance(value, list):
+        return ()
+    found = []
+    index = 0
+    for item in value:
+        if not (isinstance(item, Mapping) and isinstance(item.get("name"), str)):
+            continue  # _env skips it too: indexes stay aligned
+        source = item.get("valueFrom")
+        source = source if isinstance(source, Mapping) else {}
+        for ref_field, kind in _KEY_REFS:
+            ref = source.get(ref_field)
+            if isinstance(ref, Mapping) and isinstance(ref.get("key"), str):
+                found.append((index, _source(kind, ref, str(ref["key"]))))
+        field_ref = source.get("fieldRef")
+        if isinstance(field_ref, Mapping) and isinstance(field_ref.get("fieldPath"), str):
+            found.append((index, Source(FIELD, field_ref["fieldPath"])))
+        index += 1
+    return tuple(found)
+
+
+def _source(kind: str, ref: Mapping[str, Any], key: str | None, prefix: Any = "") -> Source:
+    return Source(
+        kind,
+        str(ref.get("name") or ""),
+        key,
+        ref.get("optional") is True,
+        prefix if isinstance(prefix, str) else "",
+    )
+
+
+def _env_from(value: Any) -> tuple[Source, ...]:
+    found = []
+    for item in value if isinstance(value, list) else ():
+        for ref_field, kind in _ALL_REFS if isinstance(item, Mapping) else ():
+            ref = item.get(ref_field)
+            if isinstance(ref, Mapping):
+                found.append(_source(kind, ref, None, item.get("prefix")))
+    return tuple(found)
+
+
+def _mounts(value: Any) -> tuple[Mount, ...]:
+    found = []
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, Mapping) and isinstance(item.get("mountPath"), str):
+            sub, expr = item.get("subPath"), item.get("subPathExpr")
+            found.append(
+                Mount(
+                    str(item.get("name") or ""),
+                    item["mountPath"],
+                    sub if isinstance(sub, str) else "",
+                    expr if isinstance(expr, str) else "",
+                )
+            )
+    return tuple(found)
+
+
 def _execs(raw: Mapping[str, Any]) -> tuple[Exec, ...]:
     found = []
     for path in EXEC_FIELDS:
@@ -139,6 +246,10 @@ def container(raw: Mapping[str, Any], kind: ContainerKind) -> Container:
         args=_strings(raw.get("args")),
         env=_env(raw.get("env")),
         execs=_execs(raw),
+        value_from=_value_from(raw.get("env")),
+        env_from=_env_from(raw.get("envFrom")),
+        mounts=_mounts(raw.get("volumeMounts")),
+        working_dir=str(raw.get("workingDir") or ""),
     )
 
 
@@ -157,6 +268,19 @@ def pod_spec(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, st
     if not isinstance(node, Mapping):
         raise UnsupportedObjectError(f"{kind} has no {'.'.join(path)}")
     return node, labels if isinstance(labels, Mapping) else {}
+
+
+def pod_metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The metadata the pods of ``obj`` get (a Pod's own, a workload's template's); {} else.
+
+    What ``fieldRef`` and ``downwardAPI`` volumes read: an annotation can carry a value.
+    """
+    kind = obj.get("kind")
+    path = POD_TEMPLATE_PATHS.get(kind) if isinstance(kind, str) else None
+    node: Any = obj
+    for key in (*path[:-1], "metadata") if path is not None else ():
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
 
 
 def template(obj: Mapping[str, Any]) -> PodTemplate:

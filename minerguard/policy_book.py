@@ -36,6 +36,13 @@ def _quarantined(body: Mapping[str, Any]) -> frozenset[str]:
     )
 
 
+def _enforcement(body: Mapping[str, Any]) -> object:
+    """``status.network.enforcement``: the agents read it, so a new report recompiles."""
+    status = body.get("status")
+    network = status.get("network") if isinstance(status, Mapping) else None
+    return network.get("enforcement") if isinstance(network, Mapping) else None
+
+
 class PolicyBook:
     """Thread-safe name → :class:`PolicyState`, fed with raw MinerPolicy bodies."""
 
@@ -50,7 +57,7 @@ class PolicyBook:
         metadata = raw_metadata if isinstance(raw_metadata, Mapping) else {}
         name = str(metadata.get("name") or "")
         generation = metadata.get("generation")
-        key = (metadata.get("uid"), generation, _quarantined(body))
+        key = (metadata.get("uid"), generation, _quarantined(body), _enforcement(body))
         with self._lock:
             if self._keys.get(name) == key and name in self._states:
                 return self._states[name]

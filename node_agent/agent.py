@@ -22,6 +22,7 @@ from node_agent.kernel.events import EventSource
 from node_agent.kernel.fanotify import ExecGate
 from node_agent.kernel.rescan import RescanSource
 from node_agent.layers.execwatch import ExecWatcher
+from node_agent.layers.network import NetworkLayer
 from node_agent.layers.sampler import Sampler
 from node_agent.output.report import Sink
 from node_agent.output.response import ProcessKiller
@@ -56,6 +57,7 @@ class Agent:
         rescan: RescanSource | None = None,
         gate: ExecGate | None = None,
         files: FileReader | None = None,
+        network: NetworkLayer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -69,6 +71,7 @@ class Agent:
         self._rescan = rescan
         self._gate = gate
         self._files = files
+        self.network = network
         self._clock = clock
         self.findings: list[Finding] = []
         self.keep_findings = False
@@ -89,6 +92,8 @@ class Agent:
             self._gate.stop()
         if self._files is not None:
             self._files.close()
+        if self.network is not None:
+            self.network.close()
         self._source.close()
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
@@ -122,6 +127,8 @@ class Agent:
                 next_sample = max(next_sample + self._schedule.sample_interval, now)
             if self._gate is not None:
                 self._deliver(self._refusals())
+            if self.network is not None:
+                self._deliver(self.network.drain())
             if now >= next_status:
                 self._status()
                 next_status = now + self._schedule.status_interval

@@ -42,6 +42,10 @@ class Connection:
     remote_port: int
     state: int
     inode: int
+    host: str | None = None
+    """The pool host the address was learned or resolved from, where known."""
+    protocol: str | None = None
+    """What the first bytes showed (a stratum method, the TLS server name), where read."""
 
     @property
     def established(self) -> bool:
@@ -91,6 +95,8 @@ class Finding:
     command_line: str | None = None
     cpu_fraction: float | None = None
     connections: tuple[Connection, ...] = ()
+    lookups: tuple[str, ...] = ()
+    """Pool domains resolved, ``name -> addresses`` (network layer)."""
     actions_requested: tuple[str, ...] = ()
     actions_taken: tuple[str, ...] = field(default=())
     latency_s: float | None = None

@@ -88,6 +88,31 @@ class AgentSettings(BaseSettings):
         default=False, description="Resolve pool host names with the node's DNS."
     )
     pool_resolve_interval: float = Field(default=600.0, gt=0)
+    network: bool = Field(
+        default=False,
+        description=(
+            "The network layer: pods' DNS answers, new connections and (where a policy opts in)"
+            " first bytes, and the nftables block. Needs CAP_NET_ADMIN, CAP_NET_RAW and the"
+            " host network namespace."
+        ),
+    )
+    network_block: bool = Field(
+        default=True,
+        description="Allow this node's nftables table where a policy blocks pool traffic here.",
+    )
+    network_first_bytes: bool = Field(
+        default=True, description="Allow reading first payloads where a policy opts in."
+    )
+    network_learn_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Non-public ranges whose addresses pool-domain answers may still teach (only public"
+            " addresses are learned otherwise: a pod's own resolver could name any address)."
+        ),
+    )
+    network_queue: int = Field(
+        default=1024, ge=1, description="Network findings held for the agent loop; more drop."
+    )
     max_exec_per_poll: int = Field(default=2048, ge=1)
     report_buffer: int = Field(default=1000, ge=1, description="Detections held during outages.")
     status_interval: float = Field(default=60.0, gt=0)

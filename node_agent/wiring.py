@@ -19,19 +19,24 @@ from node_agent.agent import Agent, Schedule
 from node_agent.counters import Counters
 from node_agent.judge.agent_policy import AgentPolicies
 from node_agent.judge.exe_content import ExecutableContent
+from node_agent.judge.learned_pools import LearnedPools
 from node_agent.judge.lineage import Lineage
 from node_agent.judge.pods import NoPods, PodLookup
 from node_agent.judge.poolhosts import PoolAddresses
-from node_agent.kernel import attribution, container_files
+from node_agent.kernel import attribution, container_files, dns_capture, nftables
 from node_agent.kernel.cgroups import CgroupReader
 from node_agent.kernel.connector import ProcConnector
+from node_agent.kernel.conntrack import ConntrackEvents
+from node_agent.kernel.dns_capture import PacketCapture
 from node_agent.kernel.events import EventSource
 from node_agent.kernel.fanotify import ExecGate
 from node_agent.kernel.gpu import GpuMonitor
+from node_agent.kernel.netns_pods import NetnsPods
 from node_agent.kernel.procfs import ProcFS
 from node_agent.kernel.rescan import RescanSource
 from node_agent.layers import gating
 from node_agent.layers.execwatch import ExecWatcher
+from node_agent.layers.network import NetworkLayer, learnable_in
 from node_agent.layers.sampler import Sampler
 from node_agent.output.report import Sink
 from node_agent.output.response import ProcessKiller
@@ -69,6 +74,64 @@ def choose_source(settings: AgentSettings, proc: ProcFS) -> tuple[EventSource, R
         return rescan, rescan
 
 
+def build_network(
+    settings: AgentSettings,
+    *,
+    policy_set: AgentPolicies,
+    pods: PodLookup,
+    proc: ProcFS,
+    counters: Counters,
+    learned: LearnedPools,
+    killer: ProcessKiller,
+) -> NetworkLayer | None:
+    """The network layer with every kernel source this node allows; None when none works.
+
+    Each source degrades on its own: no packet socket means no lookups or first bytes, no
+    ctnetlink means no connection events, no ``nft`` means seeing without blocking.
+    """
+    dns: PacketCapture | None = None
+    flows: ConntrackEvents | None = None
+    nft: nftables.NftTable | None = None
+    try:
+        dns = PacketCapture(dns_capture.dns_filter())
+    except errors.KernelFeatureError as err:
+        log.warning("pods' DNS answers will not be seen: %s", err)
+    try:
+        flows = ConntrackEvents()
+    except errors.KernelFeatureError as err:
+        log.warning("pods' new connections will not be seen: %s", err)
+    try:
+        nft = nftables.NftTable()  # also what makes the host track connections (its ct rules)
+    except nftables.NftError as err:
+        log.warning(
+            "pool traffic will not be blocked on this node, and new connections are seen only"
+            " where something else (kube-proxy, the CNI) runs conntrack: %s",
+            err,
+        )
+    if dns is None and flows is None:
+        return None
+
+    def open_first_bytes() -> PacketCapture:
+        return PacketCapture(dns_capture.first_bytes_filter(), snaplen=1024)
+
+    return NetworkLayer(
+        policy_set,
+        pods,
+        NetnsPods(proc),
+        learned,
+        counters,
+        proc=proc,
+        dns=dns,
+        flows=flows,
+        open_first_bytes=open_first_bytes if settings.network_first_bytes else None,
+        nft=nft,
+        block=settings.network_block,
+        take_slot=killer.take_slot,
+        learnable=learnable_in(settings.network_learn_networks),
+        queue_size=settings.network_queue,
+    )
+
+
 def build_agent(
     settings: AgentSettings,
     sink: Sink,
@@ -102,6 +165,9 @@ def build_agent(
     else:
         rescan = RescanSource(proc, interval=settings.rescan_interval)
     addresses = pool_addresses or PoolAddresses()
+    learned = LearnedPools() if settings.network else None
+    if learned is not None and addresses.learned is None:
+        addresses.learned = learned  # the sampler sees addresses pods resolved for pools
     if pool_addresses is None and settings.resolve_pool_hosts:
         addresses.start(list(policy_set.pool_hosts), settings.pool_resolve_interval)
     gpu = GpuMonitor()
@@ -130,21 +196,6 @@ def build_agent(
     )
     if (why := container_files.unavailable()) is not None:
         log.warning("config files named by processes will not be read: %s", why)
-    watcher = ExecWatcher(
-        proc,
-        policy_set,
-        pods=lookup,
-        lineage=lineage,
-        counters=counters,
-        include_host=settings.judge_host_processes,
-        ignore_pids=ignore,
-        ignore_pods=ignore_pods,
-        content=content,
-        files=files,
-        on_container=on_container,
-        max_per_poll=settings.max_exec_per_poll,
-        verdict_cache=settings.verdict_cache,
-    )
     sampler = Sampler(
         CgroupReader(settings.cgroup_root),
         proc,
@@ -159,6 +210,23 @@ def build_agent(
         ignore_pods=ignore_pods,
         pods_required=pods_required,
     )
+    watcher = ExecWatcher(
+        proc,
+        policy_set,
+        pods=lookup,
+        lineage=lineage,
+        counters=counters,
+        include_host=settings.judge_host_processes,
+        ignore_pids=ignore,
+        ignore_pods=ignore_pods,
+        content=content,
+        files=files,
+        on_container=on_container,
+        on_process=sampler.notice,
+        earned=sampler.earned,
+        max_per_poll=settings.max_exec_per_poll,
+        verdict_cache=settings.verdict_cache,
+    )
     killer = ProcessKiller(
         proc,
         policy_set,
@@ -168,8 +236,21 @@ def build_agent(
         ignore_pods=ignore_pods,
         kill_enabled=settings.kill_process,
     )
+    network = None
+    if learned is not None:
+        network = build_network(
+            settings,
+            policy_set=policy_set,
+            pods=lookup,
+            proc=proc,
+            counters=counters,
+            learned=learned,
+            killer=killer,
+        )
     if gate is not None:
         gate.start()
+    if network is not None:
+        network.start()
     return Agent(
         source,
         watcher,
@@ -186,4 +267,5 @@ def build_agent(
         rescan=rescan,
         gate=gate,
         files=files,
+        network=network,
     )

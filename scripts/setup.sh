@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry runc containerd busybox-static iproute2 gcc prometheus buildah mmdebstrap umoci skopeo)
+APT_PACKAGES=(docker-registry runc containerd busybox-static iproute2 nftables gcc prometheus buildah mmdebstrap umoci skopeo xxd curl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -41,7 +41,7 @@ def _name_suffix() -> str:
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """The emulator with metadata, 201 on create, watch=True and CRD registration."""
+    """The emulator with metadata (generation too), 201 on create, watch=True and CRDs."""
 
     _rv = itertools.count(1)
 
@@ -77,7 +77,15 @@ class Emulator(kmock.KubernetesEmulator):
                 if request.resource == "apiextensions.k8s.io/v1/customresourcedefinitions":
                     self.register_crd(request.data)
             elif request.action == kmock.action.UPDATE:
-                request.data.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
+                metadata = request.data.setdefault("metadata", {})
+                metadata["resourceVersion"] = str(next(self._rv))
+                key = (request.resource, request.namespace, request.name)
+                if "spec" in request.data and key in self.objects:
+                    # The API server counts spec changes in metadata.generation (kopf and the
+                    # operator's policy book key on it); a status write leaves it alone.
+                    stored = self.objects[key]
+                    before = 1 if stored.deleted else stored.get("metadata", {}).get("generation")
+                    metadata["generation"] = int(before or 1) + 1
         return await super()._handle(request)
 
     def register_crd(self, crd: dict[str, Any]) -> None:

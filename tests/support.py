@@ -4,8 +4,9 @@ One :func:`wait_for` serves every poll in the suites (an emulator's watch, a ser
 a process, a real cluster). One builder makes a MinerPolicy in the three forms the tests need:
 :func:`policy_document` is the object as the API server and a policy file hold it;
 :func:`policy` compiles that document through the reader the components use;
-:func:`create_policy` posts it to a cluster. Only the standard library and ``minerguard`` are
-imported here, so unit tests stay quick and pure.
+:func:`create_policy` posts it to a cluster. And one converter turns a CRD's OpenAPI schema
+into the strict JSON schema the tests validate objects with (:func:`json_schema`). Only the
+standard library and ``minerguard`` are imported here, so unit tests stay quick and pure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ T = TypeVar("T")
 
 POLICY_NAME = "guard"
 """The name a test policy gets unless the test names it."""
+
+MONERO_WALLET = (
+    "4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNg"
+    "YeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge"
+)
+"""A real, checksum-valid Monero address (docs.getmonero.org's standard-address example).
+
+A made-up wallet-shaped string fails its checksum and counts only as ``wallet-shaped``
+(:mod:`minerguard.signatures.wallets`); tests that mean a miner's wallet use this one."""
 
 
 def wait_for(
@@ -86,3 +96,34 @@ def create_policy(custom: CustomObjects, name: str = POLICY_NAME, **spec: Any) -
     )
     assert isinstance(created, dict), created
     return created
+
+
+def json_schema(node: Any) -> Any:
+    """Turn a structural OpenAPI v3 schema (a CRD's) into a strict JSON schema (draft 7).
+
+    `nullable` becomes a null type; objects with `properties` and neither `additionalProperties`
+    nor `x-kubernetes-preserve-unknown-fields` refuse unknown fields (the API server would prune
+    them silently, which in a policy means a setting that never takes effect).
+    """
+    if isinstance(node, list):
+        return [json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: json_schema(value) for key, value in node.items()}
+    if out.pop("nullable", False) and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if out.pop("x-kubernetes-int-or-string", False):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    for bound in ("Minimum", "Maximum"):
+        if out.get(f"exclusive{bound}") is True:
+            out[f"exclusive{bound}"] = out.pop(bound.lower())
+        elif out.get(f"exclusive{bound}") is False:
+            del out[f"exclusive{bound}"]
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out

@@ -10,6 +10,8 @@ every platform a node could pull (:mod:`webhook.platforms` judges them all).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -17,12 +19,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from minerguard import podspec
+from minerguard import podspec, references, workloads
 from minerguard.compiled_policy import CompiledPolicy, by_strictness
 from minerguard.errors import UnsupportedObjectError
-from minerguard.evaluate import UNEXAMINED, Decision, Finding, Unverified
+from minerguard.evaluate import (
+    UNEXAMINED,
+    Decision,
+    Finding,
+    Unverified,
+    not_read_whole,
+    redacted,
+    with_problems,
+)
 from minerguard.signatures.engine import Subject
-from webhook import audit, memo, platforms
+from webhook import audit, memo, platforms, referenced
 from webhook.cluster import Cluster
 from webhook.registry import RUNNABLE_OS, Platform
 from webhook.resolve import (
@@ -63,6 +73,8 @@ class Answer:
 
 
 ALLOW = Answer(allowed=True)
+SYSTEM_ENTRY = "system-namespaces"
+"""The ``entry`` audit annotation on answers of the system namespaces' webhook entry."""
 
 
 def answer(decision: Decision, kind: str, notes: tuple[str, ...] = ()) -> Answer:
@@ -127,8 +139,15 @@ class Reviewer:
         cluster: Cluster | None = None,
         sink: audit.Sink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        system: bool = False,
+        objects: referenced.ObjectReader | None = None,
     ) -> None:
         self._settings = settings
+        self._objects = objects
+        self._kinds = settings.workload_kinds()
+        self.system = system
+        """Answers the system namespaces' entry: ``policies`` are system views
+        (:meth:`CompiledPolicy.system_view`), and answers say so in an audit annotation."""
         self._policies = policies
         self._resolver = resolver
         self._cluster = cluster
@@ -138,10 +157,19 @@ class Reviewer:
         self._memo = memo.DecisionMemo()
         self.dropped = 0
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a review may take (its entry's timeout less a margin)."""
+        return self._settings.deadline
+
     async def review(self, request: AdmissionRequest) -> Answer:
         """Decide; records detections for what was found (never for a dry run)."""
         started = self._clock()
         result = await self._decide(request, started)
+        if self.system and (result.findings or result.warnings):
+            result = dataclasses.replace(
+                result, annotations={**result.annotations, "entry": SYSTEM_ENTRY}
+            )
         if result.findings:
             self.dropped += audit.record(
                 self._sink,
@@ -164,15 +192,16 @@ class Reviewer:
         if sub and sub != "ephemeralcontainers":
             return ALLOW  # status, scale, binding...: nothing new would run
         obj = request.object
-        if kind not in podspec.POD_TEMPLATE_PATHS or not isinstance(obj, dict):
+        entry = self._kinds.lookup(kind, request.kind.group)
+        if entry is None or not isinstance(obj, dict):
             return ALLOW  # not ours to judge; the webhook configuration decides what comes
         if obj.get("kind") != kind:
             obj = {**obj, "kind": kind}
         try:
-            spec, _ = podspec.pod_spec(obj)
-            template = podspec.template(obj)
+            found = entry.read(obj)
         except UnsupportedObjectError as err:
             return Answer(allowed=True, warnings=(f"minerguard: not inspected: {err}",), kind=kind)
+        spec, template = found.pod, found.template
         containers = template.containers
         if sub == "ephemeralcontainers":
             containers = _new_ephemeral(containers, request.old_object)
@@ -183,6 +212,7 @@ class Reviewer:
             template=template,
             spec=spec,
             started=started,
+            workload=found,
         )
 
     async def _evaluate(
@@ -194,15 +224,23 @@ class Reviewer:
         template: podspec.PodTemplate,
         spec: Mapping[str, Any],
         started: float,
+        workload: workloads.Workload | None = None,
     ) -> Answer:
         namespace = request.namespace or _namespace(request.object)
         policies = tuple(self._policies())
         labels = await self._namespace_labels(namespace, policies, started)
-        if not containers or not any(p.covers_namespace(namespace, labels) for p in policies):
+        whole = workload is None or workload.incomplete is None
+        if (not containers and whole) or not any(
+            p.covers_namespace(namespace, labels) for p in policies
+        ):
             return Answer(allowed=True, kind=kind)
         if len(containers) > self._settings.max_containers:
             covering = [p for p in policies if p.covers_namespace(namespace, labels)]
             return _too_many(len(containers), self._settings.max_containers, covering, kind)
+        # ConfigMaps and Secrets are read while the registries are: each under its deadline.
+        reading = asyncio.ensure_future(
+            self._references(namespace, containers, spec, _metadata(request, kind), started)
+        )
         wanted = [c.image for c in containers if c.image and podspec.needs_image_config(c)]
         configs: dict[str, podspec.ImageConfig] = {}
         failures: dict[str, str] = {}
@@ -217,6 +255,7 @@ class Reviewer:
             )
             configs, failures = resolution.configs, resolution.errors
             per_platform = resolution.per_platform
+        containers, problems = await reading
         decide = self._memo.decide
         if per_platform:  # an unpinned pod, an index whose entries differ
             decide = functools.partial(platforms.decide, self._memo, per_platform=per_platform)
@@ -229,7 +268,41 @@ class Reviewer:
             configs=configs,
             errors=failures,
         )
+        decision = with_problems(
+            decision,
+            problems,
+            containers=containers,
+            namespace=namespace,
+            namespace_labels=labels,
+            policies=policies,
+        )
+        if workload is not None:  # a bound stopped the read: refused where a miner would be
+            decision = not_read_whole(decision, workload, namespace, labels, policies)
         return answer(decision, kind, platforms.unjudged(per_platform))
+
+    async def _references(
+        self,
+        namespace: str | None,
+        containers: tuple[podspec.Container, ...],
+        spec: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        started: float,
+    ) -> tuple[tuple[podspec.Container, ...], tuple[references.Problem, ...]]:
+        """The containers with their ConfigMap and Secret values, and what was not read."""
+        objects = self._objects
+        if objects is None or namespace is None or not any(c.references for c in containers):
+            return containers, ()
+        wanted = references.wanted(containers, spec)
+        timeout = self._left(started, self._settings.reference_deadline)
+        fetched = await objects.fetch(namespace, wanted, timeout)
+        resolved = references.resolve(
+            containers,
+            spec,
+            namespace,
+            lambda kind, _ns, name: fetched.get((kind, name), references.Unreadable("not read")),
+            metadata,
+        )
+        return resolved.containers, resolved.problems
 
     def _left(self, started: float, budget: float) -> float:
         spent = self._clock() - started
@@ -296,6 +369,24 @@ class Reviewer:
             command=argv,
             args=None,
             env=(),
+            # A script or config the exec names may be mounted from a ConfigMap or Secret.
+            mounts=target.mounts if target else (),
+            working_dir=target.working_dir if target else "",
+        )
+        problems: tuple[references.Problem, ...] = ()
+        if pod is not None and container.mounts:
+            pod_spec = pod.get("spec")
+            (container,), problems = await self._references(
+                namespace,
+                (container,),
+                pod_spec if isinstance(pod_spec, Mapping) else {},
+                podspec.pod_metadata(pod),
+                started,
+            )
+        subject = Subject(
+            argv=argv,
+            texts=tuple(text for _, text in container.files),
+            text_names=tuple(path for path, _ in container.files),
         )
         policies = self._policies()
         ns_labels = await self._namespace_labels(namespace, policies, started)
@@ -312,13 +403,27 @@ class Reviewer:
             if reason is not None:
                 exempt.append(f"{container.name}: {reason}")
                 continue
-            verdict = policy.engine.evaluate(Subject(argv=argv))
+            verdict = redacted(policy.engine.evaluate(subject), container.secrets)
             if verdict.matched:
                 findings.append(Finding(policy, container, argv, verdict, None))
             elif verdict.incomplete:
                 unexamined.append(Unverified(policy, container, UNEXAMINED, unexamined=True))
         decision = Decision(tuple(findings), tuple(unexamined), tuple(exempt), tuple(applied))
+        decision = with_problems(
+            decision,
+            problems,
+            containers=(container,),
+            namespace=namespace,
+            namespace_labels=ns_labels,
+            policies=policies,
+        )
         return answer(decision, kind)
+
+
+def _metadata(request: AdmissionRequest, kind: str) -> Mapping[str, Any]:
+    """The metadata the object's pods get (``fieldRef``, downwardAPI volumes read it)."""
+    obj = request.object
+    return podspec.pod_metadata({**obj, "kind": kind}) if isinstance(obj, Mapping) else {}
 
 
 def _namespace(obj: Any) -> str | None:

@@ -23,7 +23,19 @@ from prometheus_client.registry import Collector
 from minerguard.compiled_policy import CompiledPolicy, load_policy_files
 from minerguard.kube.policy_watch import PolicyWatch
 from minerguard.kube.reporter import Reporter
-from webhook import audit, bodies, egress, memo, metrics, pinning, registry, resolve, routes, tls
+from webhook import (
+    audit,
+    bodies,
+    egress,
+    memo,
+    metrics,
+    pinning,
+    referenced,
+    registry,
+    resolve,
+    routes,
+    tls,
+)
 from webhook.admission import Reviewer
 from webhook.cluster import ApiFactory, Cluster, api_factory
 from webhook.settings import WebhookSettings
@@ -43,6 +55,9 @@ class Services:
     reporter: Reporter | None = None
     started: float = field(default_factory=time.monotonic)
     pinner: pinning.Pinner | None = None
+    system_reviewer: Reviewer | None = None
+    """Answers ``/validate/system``, the system namespaces' entry (conclusive evidence only)."""
+    configmaps: referenced.ConfigMapWatch | None = None
     bodies: bodies.Budgets = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,20 +165,53 @@ def _start(
     current = memo.MemoPolicies(current)
     sink: audit.Sink = reporter if reporter is not None else audit.LogSink()
     cluster = Cluster(kube) if kube else None
+    configmaps: referenced.ConfigMapWatch | None = None
+    objects: referenced.ObjectReader | None = None
+    if kube is not None and settings.read_references:
+        if settings.configmap_cache_bytes > 0:
+            configmaps = referenced.ConfigMapWatch(
+                kube, max_bytes=settings.configmap_cache_bytes
+            ).start()
+        objects = referenced.ObjectReader(
+            kube, watch=configmaps, secret_ttl=settings.secret_cache_ttl
+        )
+        series.registry.register(referenced.ReadCounts(objects))
     reviewer = Reviewer(
         settings,
         current,
         resolver,
         cluster=cluster,
         sink=sink,
+        objects=objects,
+    )
+    system_reviewer = Reviewer(
+        settings.for_system_entry(),
+        memo.SystemViews(current),
+        resolver,
+        cluster=cluster,
+        sink=sink,
+        system=True,
+        objects=objects,
     )
     pinner = pinning.Pinner(settings, resolver, cluster=cluster)
-    return Services(settings, series, reviewer, resolver, policy_watch, reporter, pinner=pinner)
+    return Services(
+        settings,
+        series,
+        reviewer,
+        resolver,
+        policy_watch,
+        reporter,
+        pinner=pinner,
+        system_reviewer=system_reviewer,
+        configmaps=configmaps,
+    )
 
 
 async def _stop(services: Services) -> None:
     if services.policy_watch is not None:
         services.policy_watch.stop(timeout=1.0)
+    if services.configmaps is not None:
+        services.configmaps.stop(timeout=1.0)
     if services.reporter is not None:
         await asyncio.to_thread(services.reporter.close, 5.0)
     await services.resolver.client.aclose()

@@ -66,13 +66,26 @@ def _metadata(obj: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
+def api_version(request: AdmissionRequest, kind: str) -> str:
+    """The object's ``apiVersion``, as the API server named it for any kind not its own.
+
+    Kubernetes' workloads by name; a workload CRD (an Argo Workflow) from the review's kind.
+    """
+    known = WORKLOAD_API_VERSIONS.get(kind)
+    if known is not None or request.kind.kind != kind:
+        return known or "v1"
+    group, version = request.kind.group, request.kind.version
+    return f"{group}/{version}" if group else version
+
+
 def _owner(request: AdmissionRequest, kind: str) -> OwnerReference | None:
     metadata = _metadata(request.object)
-    if kind != "Pod" and kind in WORKLOAD_API_VERSIONS:
+    crd = kind not in WORKLOAD_API_VERSIONS and request.kind.group and kind == request.kind.kind
+    if kind != "Pod" and (kind in WORKLOAD_API_VERSIONS or crd):
         # A workload is its own owner: it is what makes the pods and what to stop.
         return OwnerReference.model_validate(
             {
-                "apiVersion": WORKLOAD_API_VERSIONS[kind],
+                "apiVersion": api_version(request, kind),
                 "kind": kind,
                 "name": object_name(request),
                 "uid": metadata.get("uid") or None,
@@ -122,6 +135,8 @@ def detection(
         labels={
             "minerguard.io/layer": "admission",
             "minerguard.io/policy": _label(finding.policy.name),
+            # Decided by the system namespaces' entry (conclusive evidence only).
+            **({"minerguard.io/entry": "system-namespaces"} if finding.policy.system else {}),
         },
         pod_uid=metadata.get("uid") or None,
         owner=_owner(request, kind),
@@ -144,7 +159,7 @@ def event(
         name=object_name(request) or kind.lower(),
         namespace=namespace,
         uid=metadata.get("uid") or None,
-        api_version=WORKLOAD_API_VERSIONS.get(kind, "v1"),
+        api_version=api_version(request, kind),
     )
     who = request.user_info.username or "unknown user"
     if not authenticated:

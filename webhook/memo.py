@@ -84,6 +84,7 @@ def _container_chars(container: podspec.Container) -> int:
         len(a) for a in container.args or ()
     )
     total += sum(len(e.origin) + sum(len(a) for a in e.command) for e in container.execs)
+    total += sum(len(path) + len(text) for path, text in container.files)
     return total + sum(len(k) + len(v) for k, v in container.env)
 
 
@@ -146,3 +147,27 @@ class DecisionMemo:
         if small and not engine.budget_cut():  # a cut review's decision holds for it alone
             self._decisions.put(key, decision)
         return decision
+
+
+class SystemViews:
+    """The policies in force as their system views (:meth:`CompiledPolicy.system_view`).
+
+    What the system namespaces' entry judges with: each policy over the namespaces it
+    excludes, denying only conclusive evidence; policies that ask for no admission there are
+    left out. Rebuilt only when the underlying generation changes; the views share the
+    policies' memoising engines.
+    """
+
+    def __init__(self, source: Callable[[], Sequence[CompiledPolicy]]) -> None:
+        self._source = source
+        self._seen: Sequence[CompiledPolicy] | None = None
+        self._views: tuple[CompiledPolicy, ...] = ()
+
+    def __call__(self) -> tuple[CompiledPolicy, ...]:
+        """The current policies' admission views."""
+        current = self._source()
+        if current is not self._seen:
+            views = (p.system_view("admission") for p in current)
+            self._views = tuple(v for v in views if v is not None)
+            self._seen = current
+        return self._views

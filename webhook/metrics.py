@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from minerguard.podspec import POD_TEMPLATE_PATHS
+from minerguard.workloads import BUILTIN
 from webhook import resolve
 
-KNOWN_KINDS = frozenset({*POD_TEMPLATE_PATHS, "PodExecOptions", "PodAttachOptions"})
+KNOWN_KINDS = frozenset({*BUILTIN.names, "PodExecOptions", "PodAttachOptions"})
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -65,6 +65,13 @@ class Metrics:
             ["kind", "operation", "verdict"],
             registry=r,
         )
+        self.system_reviews = Counter(
+            "minerguard_webhook_system_reviews",
+            "AdmissionReviews answered on /validate/system (the excluded namespaces' entry: "
+            "conclusive evidence only), by object kind, operation and verdict",
+            ["kind", "operation", "verdict"],
+            registry=r,
+        )
         self.review_seconds = Histogram(
             "minerguard_webhook_review_seconds",
             "Time from request body to response, in seconds",
@@ -96,16 +103,19 @@ class Metrics:
         )
         self.policies = Gauge("minerguard_webhook_policies", "MinerPolicies in force", registry=r)
         r.register(_ReporterCollector(reporter))
-        self._children: dict[tuple[str, str, str], Any] = {}
+        self._children: dict[tuple[str, str, str, bool], Any] = {}
 
-    def review(self, kind: str, operation: str, verdict: str, seconds: float) -> None:
-        """Count one answered review."""
-        key = (kind, operation, verdict)
+    def review(
+        self, kind: str, operation: str, verdict: str, seconds: float, *, system: bool = False
+    ) -> None:
+        """Count one answered review (``system``: on the system namespaces' entry)."""
+        key = (kind, operation, verdict, system)
         child = self._children.get(key)
         if child is None:
             kind = kind if kind in KNOWN_KINDS else "other"
             operation = operation if operation in OPERATIONS else "other"
-            child = self.reviews.labels(kind, operation, verdict)
+            series = self.system_reviews if system else self.reviews
+            child = series.labels(kind, operation, verdict)
             if len(self._children) < 256:
                 self._children[key] = child
         child.inc()

@@ -1,4 +1,4 @@
-"""HTTP endpoints: ``POST /validate`` and ``/mutate``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""HTTP endpoints: ``POST /validate``, ``/validate/system``, ``/mutate``; health and metrics.
 
 ``/validate`` works on the raw body: FastAPI's body validation and response encoding would
 parse and re-walk a 3 MB pod for nothing, and Starlette's request, response and exception
@@ -54,9 +54,18 @@ def _bad(services: Services, status: int, reason: str, message: str) -> tuple[in
     return status, review.error_body(message)
 
 
-async def answer(services: Services, body: bytes | bytearray) -> tuple[int, bytes]:
-    """Status and JSON body for one posted AdmissionReview; never raises."""
+async def answer(
+    services: Services, body: bytes | bytearray, *, system: bool = False
+) -> tuple[int, bytes]:
+    """Status and JSON body for one posted AdmissionReview; never raises.
+
+    ``system``: the system namespaces' entry (``/validate/system``), judged with the policies'
+    system views, counted in its own series and marked in the audit annotations.
+    """
     started = time.perf_counter()
+    reviewer = services.reviewer
+    if system and services.system_reviewer is not None:
+        reviewer = services.system_reviewer
     settings = services.settings
     try:
         # A body under SMALL holds too few list entries to matter (~8 ms to read at worst);
@@ -68,8 +77,8 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
     kind = admission.kind.kind
     try:
         with engine.budget(settings.judge_words, settings.judge_chars) as spent:
-            async with asyncio.timeout(settings.deadline):
-                result = await services.reviewer.review(admission)
+            async with asyncio.timeout(reviewer.deadline):
+                result = await reviewer.review(admission)
         warnings, annotations = result.warnings, dict(result.annotations)
         if spent.cut:
             note = (
@@ -90,11 +99,11 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
         verdict = result.verdict
     except TimeoutError:
         services.metrics.internal_errors.inc()
-        log.warning("review %s of %s timed out after %.1fs", admission.uid, kind, settings.deadline)
+        log.warning("review %s of %s timed out after %.1fs", admission.uid, kind, reviewer.deadline)
         content = review.response(
             admission.uid,
             False,
-            message=f"minerguard: review did not finish within {settings.deadline:g}s",
+            message=f"minerguard: review did not finish within {reviewer.deadline:g}s",
         )
         verdict = "error"
     except Exception:  # a bug must not become a 500: answered, logged and counted
@@ -104,11 +113,22 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
             admission.uid, False, message="minerguard: internal error while reviewing (logged)"
         )
         verdict = "error"
-    services.metrics.review(kind, admission.operation, verdict, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    services.metrics.review(kind, admission.operation, verdict, seconds, system=system)
     return 200, content
 
 
-ANSWERS = {"/validate": answer, "/mutate": pinning.answer}
+async def answer_system(services: Services, body: bytes | bytearray) -> tuple[int, bytes]:
+    """``/validate/system``: the entry for the namespaces the policies exclude.
+
+    Registered by the chart with ``failurePolicy: Ignore`` and a short timeout for
+    kube-system and the other excluded namespaces (never the release namespace): an outage
+    admits, and only conclusive evidence refuses (``spec.systemNamespaces``).
+    """
+    return await answer(services, body, system=True)
+
+
+ANSWERS = {"/validate": answer, "/validate/system": answer_system, "/mutate": pinning.answer}
 """The AdmissionReview endpoints, each read under the same body limits."""
 
 
@@ -206,6 +226,7 @@ async def metrics(request: Request) -> Response:
 ROUTES = [
     Route("/validate", validate, methods=["POST"]),
     Route("/mutate", validate, methods=["POST"]),
+    Route("/validate/system", validate, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -10,10 +10,42 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from minerguard import workloads
+
 MIB = 1 << 20
+
+
+class PodTemplateKind(BaseModel):
+    """A CRD whose objects make pods, and where they keep the pod templates.
+
+    The chart value ``webhook.podTemplateKinds``; the chart registers the same kinds in the
+    webhook's rules.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str = Field(description="API group, e.g. batch.volcano.sh.")
+    version: str = Field(default="*", description="Served version(s) the rule matches.")
+    kind: str = Field(min_length=1, description="Kind, e.g. Job.")
+    resource: str = Field(default="", description="Plural resource name (for the chart's rule).")
+    paths: tuple[str, ...] = Field(
+        default=(),
+        max_length=16,
+        description=(
+            "Paths to pod templates or pod specs, `*` or `[*]` for every item "
+            "(spec.tasks[*].template); none: pod specs are searched for by shape, bounded."
+        ),
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            workloads.parse_path(path)
+        return value
 
 
 class WebhookSettings(BaseSettings):
@@ -66,6 +98,15 @@ class WebhookSettings(BaseSettings):
     pod_name: str | None = None
     admission_timeout_seconds: float = Field(
         default=10.0, gt=0, le=30, description="The API server's timeoutSeconds for the webhook."
+    )
+    system_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description=(
+            "The API server's timeoutSeconds for the system namespaces' entry "
+            "(/validate/system, failurePolicy Ignore): reviews there are cut to fit it."
+        ),
     )
     registry_timeout: float = Field(
         default=3.0, gt=0, description="Deadline for resolving one image, all registry calls."
@@ -137,6 +178,42 @@ class WebhookSettings(BaseSettings):
         ),
     )
     max_containers: int = Field(default=2000, ge=1, description="Per object; beyond is refused.")
+    read_references: bool = Field(
+        default=True,
+        description=(
+            "Read the ConfigMaps and Secrets a pod's containers reference (env valueFrom, "
+            "envFrom, mounted files the command line names) and judge their values; what "
+            "cannot be read is named (the policy's onRegistryFailure decides)."
+        ),
+    )
+    configmap_cache_bytes: int = Field(
+        default=64 * MIB,
+        ge=0,
+        description=(
+            "Characters of ConfigMap data the webhook keeps from its cluster-wide watch; "
+            "past it ConfigMaps are read on demand. 0: no watch, every reference is a GET."
+        ),
+    )
+    secret_cache_ttl: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Seconds a Secret read by name is reused (a burst of replicas costs one read); "
+            "also the window in which a changed Secret is judged on its previous value."
+        ),
+    )
+    reference_timeout: float = Field(
+        default=2.0, gt=0, description="Deadline for reading a review's ConfigMaps and Secrets."
+    )
+    pod_template_kinds: tuple[PodTemplateKind, ...] = Field(
+        default=(),
+        max_length=100,
+        description=(
+            "Workload CRDs judged besides the built-in ones (Kubernetes' workloads, Argo, Tekton, "
+            "Kubeflow), as JSON: [{group, kind, paths}]. A kind's entry replaces a built-in one "
+            "of the same group and kind."
+        ),
+    )
     policy_sync_grace: float = Field(
         default=30.0, ge=0, description="Ready on fallback policies if the cluster has not synced."
     )
@@ -153,6 +230,18 @@ class WebhookSettings(BaseSettings):
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value if v.strip())
 
+    def for_system_entry(self) -> WebhookSettings:
+        """These settings with the system entry's timeout as the review's budget."""
+        return self.model_copy(update={"admission_timeout_seconds": self.system_timeout_seconds})
+
+    def workload_kinds(self) -> workloads.Workloads:
+        """The kinds this webhook judges: the built-in table and ``pod_template_kinds``."""
+        extra = [
+            workloads.user_kind(k.group, k.kind, k.resource, k.paths)
+            for k in self.pod_template_kinds
+        ]
+        return workloads.BUILTIN.with_kinds(extra) if extra else workloads.BUILTIN
+
     @property
     def caller_authenticated(self) -> bool:
         """Whether the TLS handshake authenticates every caller (a client CA is configured)."""
@@ -163,6 +252,11 @@ class WebhookSettings(BaseSettings):
         """Seconds a review may take: the API server's budget less a safety margin."""
         budget = self.admission_timeout_seconds
         return max(budget - min(1.0, budget / 4), 0.2)
+
+    @property
+    def reference_deadline(self) -> float:
+        """Seconds reading ConfigMaps and Secrets may take inside the review's budget."""
+        return min(self.reference_timeout, self.deadline * 0.8)
 
     @property
     def resolve_deadline(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -153,6 +154,31 @@ class Network(ApiModel):
             " login on any port, the TLS server name against pool domains."
         ),
     )
+    pool_networks: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description=(
+            "Pool networks (CIDRs, e.g. 203.0.113.7/32; at most /16 for IPv4, /32 for IPv6)"
+            " denied cluster-wide with blockPoolTraffic, on every port. Addresses the node agent"
+            " learns from pool-domain lookups are blocked on that node only: a node's claim"
+            " never becomes a cluster-wide block."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _networks_are_cidrs(self) -> Network:
+        for index, text in enumerate(self.pool_networks):
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError as err:
+                raise ValueError(f"poolNetworks[{index}]: {text!r} is not a CIDR") from err
+            widest = 16 if network.version == 4 else 32
+            if network.prefixlen < widest:  # a typo'd /0 would cut the cluster off
+                raise ValueError(
+                    f"poolNetworks[{index}]: {text!r} is wider than /{widest}; list the pool's"
+                    " own addresses"
+                )
+        return self
 
 
 class Actions(ApiModel):
@@ -191,6 +217,61 @@ class Exemptions(ApiModel):
     )
 
 
+class SystemAdmission(StrEnum):
+    """What the system namespaces' webhook entry does with evidence in an excluded namespace."""
+
+    DENY_CONCLUSIVE = "DenyConclusive"
+    OFF = "Off"
+
+
+class SystemRuntime(StrEnum):
+    """What the node agent does in an excluded namespace."""
+
+    ALERT = "Alert"
+    KILL_CONCLUSIVE = "KillConclusive"
+    OFF = "Off"
+
+
+class SystemNamespaces(ApiModel):
+    """How the namespaces in ``excludedNamespaces`` are still watched, without risking them.
+
+    Excluding a namespace (kube-system) keeps an outage or a false positive of minerguard
+    from stopping it; campaigns deploy exactly there. So an excluded namespace is still judged,
+    more narrowly: admission by the chart's second webhook entry (``failurePolicy: Ignore``, a
+    short timeout: an outage never blocks it), which refuses only evidence scoring at least
+    ``conclusiveScore``; runtime by the node agent, which alerts and, with ``KillConclusive``,
+    kills a process whose own exec evidence is conclusive. No operator action (deleting,
+    stopping, isolating) is ever taken there.
+    """
+
+    admission: SystemAdmission = Field(
+        default=SystemAdmission.DENY_CONCLUSIVE,
+        description=(
+            "DenyConclusive: the system entry refuses objects whose evidence scores at least"
+            " conclusiveScore (Enforce mode and actions.admission Deny; weaker evidence is"
+            " admitted with a warning and recorded). Off: not judged at admission."
+        ),
+    )
+    runtime: SystemRuntime = Field(
+        default=SystemRuntime.ALERT,
+        description=(
+            "Alert: the agent records detections there (no operator action). KillConclusive:"
+            " also kills a process whose exec evidence scores at least conclusiveScore"
+            " (Enforce mode). Off: the agent ignores those namespaces."
+        ),
+    )
+    conclusive_score: float = Field(
+        default=2.0,
+        ge=1.0,
+        le=100.0,
+        description=(
+            "Signature score that counts as conclusive: twice the deny threshold by default,"
+            " i.e. at least two independent strong kinds of evidence (a pool URL and miner"
+            " options, a known miner image and its pool), never one signal alone."
+        ),
+    )
+
+
 class RateLimit(ApiModel):
     """Circuit breaker on destructive actions: a false-positive storm turns into alerts."""
 
@@ -212,8 +293,13 @@ class MinerPolicySpec(ApiModel):
         default=None, description="Namespaces covered; all when unset."
     )
     excluded_namespaces: list[str] = Field(
-        default_factory=lambda: ["kube-system"], description="Namespaces never covered."
+        default_factory=lambda: ["kube-system"],
+        description=(
+            "Namespaces not covered by the rest of this spec; watched only as systemNamespaces"
+            " says (conclusive evidence at admission, alerts at runtime)."
+        ),
     )
+    system_namespaces: SystemNamespaces = Field(default_factory=SystemNamespaces)
     mode: Mode = Field(default=Mode.ENFORCE)
     builtin_signatures: bool = Field(default=True, description="Use the built-in bundle.")
     signatures: SignatureSet = Field(default_factory=SignatureSet)
@@ -256,6 +342,13 @@ class NetworkStatus(ApiModel):
     blocked_domains: list[str] = Field(default_factory=list)
     not_expressed: list[str] = Field(
         default_factory=list, description="What the mechanism in effect cannot express, in words."
+    )
+    enforced: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the objects block now; false in Audit, dryRun or while the circuit is open"
+            " (blockedPorts and blockedDomains then say what would be blocked)."
+        ),
     )
     message: str | None = None
 

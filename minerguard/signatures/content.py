@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import re2
 
 from minerguard.signatures import bundle
-from minerguard.signatures.bundle import Entry, Kind
-from minerguard.signatures.engine import KIND_CAPS
+from minerguard.signatures.bundle import KIND_SIGNALS, Entry, Kind
 
 LIMIT = 16 << 20
 """Bytes of a file that are scanned; a miner's strings sit well inside its first 16 MiB."""
@@ -33,7 +32,8 @@ class ContentVerdict:
     @property
     def score(self) -> float:
         """Sum of the hits' weights, at most the content kind's cap."""
-        return round(min(sum(e.weight for e in self.hits), KIND_CAPS[Kind.CONTENT]), 3)
+        cap = bundle.builtin().scoring.cap(KIND_SIGNALS[Kind.CONTENT])
+        return round(min(sum(e.weight for e in self.hits), cap), 3)
 
     def describe(self) -> str:
         """One line for evidence: what was found."""

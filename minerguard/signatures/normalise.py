@@ -42,6 +42,7 @@ WRAPPERS = frozenset(
         "tini", "dumb-init", "su-exec", "gosu", "flock", "watch",
     }
 )  # fmt: skip
+_WRAPPER_OPERAND = frozenset({"chroot", "gosu", "su-exec", "flock"})
 _WRAPPER_VALUE = re.compile(r"[0-9.]++[smhd]?|0x[0-9a-f]++|[0-9,-]++")
 
 _SHELL_TOKEN = re.compile(
@@ -133,11 +134,19 @@ def basename(path: str) -> str:
 
 
 def unwrap(argv: list[str]) -> list[str]:
-    """Drop launchers such as ``nohup``, ``env A=b``, ``timeout 10``, ``nice -n 19``."""
+    """Drop launchers such as ``nohup``, ``env A=b``, ``timeout 10``, ``nice -n 19``.
+
+    ``chroot DIR``, ``gosu USER``, ``su-exec USER`` and ``flock FILE`` take one operand first.
+    """
     start = 0
     while start < len(argv) and basename(argv[start]) in WRAPPERS:
+        operand = basename(argv[start]) in _WRAPPER_OPERAND
         start += 1
         while start < len(argv):
+            if operand and not argv[start].startswith("-"):
+                operand = False
+                start += 1
+                continue
             word = argv[start]
             if word.startswith("-") or "=" in word or _WRAPPER_VALUE.fullmatch(word):
                 start += 1

@@ -8,11 +8,12 @@ engine's entries, so built-in and policy-defined ones are treated alike.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from minerguard import compiled_policy
-from minerguard.api.policy import RuntimeAction
+from minerguard.api.policy import RuntimeAction, SystemRuntime
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.signatures.bundle import Kind
 from node_agent.judge import scoring
@@ -46,6 +47,18 @@ class AgentPolicy:
             and RuntimeAction.KILL_PROCESS in self.compiled.spec.actions.runtime
         )
 
+    def kills_at(self, score: float | None) -> bool:
+        """Whether it kills a process judged ``score`` by its exec evidence (None: not exec).
+
+        A system view (an excluded namespace, :func:`system_view`) kills only on conclusive
+        exec evidence; behaviour and network findings there are alerts.
+        """
+        if not self.kills:
+            return False
+        if not self.compiled.system:
+            return True
+        return score is not None and score >= self.compiled.conclusive_score
+
 
 def strictest(policies: Sequence[AgentPolicy]) -> AgentPolicy:
     """The policy a finding names among those that detected it (never empty).
@@ -58,9 +71,17 @@ def strictest(policies: Sequence[AgentPolicy]) -> AgentPolicy:
     return next(p for p in policies if p.compiled is best)
 
 
-def requested(policies: Sequence[AgentPolicy]) -> tuple[str, ...]:
-    """The runtime actions ``policies`` ask for together (the union of those that act)."""
-    return tuple(a.value for a in compiled_policy.runtime_actions(p.compiled for p in policies))
+def requested(policies: Sequence[AgentPolicy], score: float | None = None) -> tuple[str, ...]:
+    """The runtime actions ``policies`` ask for together (the union of those that act).
+
+    ``score``: the exec evidence's, for an exec finding. ``KillProcess`` stays only when a
+    policy that acts would kill at that score (:meth:`AgentPolicy.kills_at`), so a system
+    namespace's weak or behavioural finding never asks for a kill.
+    """
+    wanted = compiled_policy.runtime_actions(p.compiled for p in policies)
+    if RuntimeAction.KILL_PROCESS in wanted and not any(p.kills_at(score) for p in policies):
+        wanted = tuple(a for a in wanted if a is not RuntimeAction.KILL_PROCESS)
+    return tuple(a.value for a in wanted)
 
 
 def sensitive(policies: Sequence[AgentPolicy]) -> scoring.Thresholds:
@@ -98,6 +119,29 @@ def from_compiled(compiled: CompiledPolicy) -> AgentPolicy:
     )
 
 
+def system_view(compiled: CompiledPolicy) -> AgentPolicy | None:
+    """The agent's view of ``compiled`` over the namespaces it excludes, if it asks for one.
+
+    ``spec.systemNamespaces.runtime``: ``Alert`` records detections there and nothing else
+    (no operator action, no network block, no exec gate); ``KillConclusive`` also kills a
+    process whose exec evidence reaches ``conclusiveScore`` (:meth:`AgentPolicy.kills_at`).
+    """
+    view = compiled.system_view("runtime")
+    if view is None:
+        return None
+    spec = view.spec
+    runtime = [RuntimeAction.ALERT]
+    if spec.system_namespaces.runtime is SystemRuntime.KILL_CONCLUSIVE:
+        runtime.append(RuntimeAction.KILL_PROCESS)
+    narrowed = spec.model_copy(
+        update={
+            "actions": spec.actions.model_copy(update={"runtime": runtime}),
+            "network": spec.network.model_copy(update={"block_pool_traffic": False}),
+        }
+    )
+    return from_compiled(dataclasses.replace(view, spec=narrowed))
+
+
 class AgentPolicies:
     """All policies in force; a process is judged by every policy covering its namespace.
 
@@ -117,6 +161,8 @@ class AgentPolicies:
     def update(self, policies: Sequence[CompiledPolicy]) -> None:
         """Replace the policies in force (a new generation)."""
         derived = tuple(from_compiled(p) for p in policies)
+        views = (system_view(p) for p in policies)
+        self.system = tuple(v for v in views if v is not None)
         self.pool_ports = frozenset().union(*(p.pool_ports for p in derived))
         self.pool_hosts = tuple(dict.fromkeys(h for p in derived for h in p.pool_hosts))
         self.by_name = {p.name: p for p in derived}
@@ -126,8 +172,14 @@ class AgentPolicies:
     def covering(
         self, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[AgentPolicy]:
-        """Policies that cover ``namespace`` (None: a host process, or no cluster)."""
-        return [p for p in self.policies if p.compiled.covers_namespace(namespace, labels or {})]
+        """Policies that cover ``namespace`` (None: a host process, or no cluster).
+
+        In a namespace a policy excludes, its system view covers instead (:func:`system_view`):
+        the two never cover the same namespace.
+        """
+        labels = labels or {}
+        found = [p for p in self.policies if p.compiled.covers_namespace(namespace, labels)]
+        return found + [p for p in self.system if p.compiled.covers_namespace(namespace, labels)]
 
     def applying(
         self, pod: PodRef | None, argv: tuple[str, ...] = ()

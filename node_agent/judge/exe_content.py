@@ -48,6 +48,16 @@ class ExecutableContent:
             return None
         return Reason(SIGNAL, verdict.describe(), verdict.score)
 
+    def of_mapping(self, proc: ProcFS, pid: int, start: str, end: str) -> Reason | None:
+        """The evidence in the file ``pid`` maps at ``start-end`` (a program a loader runs)."""
+        fd = proc.open_map_file(pid, start, end)
+        try:
+            return self.of_fd(fd)
+        except OSError as err:
+            raise errors.AccessDenied(pid, f"map_files: {err}") from err
+        finally:
+            os.close(fd)
+
     def of_process(self, proc: ProcFS, pid: int) -> Reason | None:
         """The evidence in the executable ``pid`` runs; raises ProcessGone or AccessDenied."""
         fd = proc.open_exe(pid)

@@ -11,8 +11,17 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import Protocol
 
 Resolve = Callable[[str], list[str]]
+
+
+class HostOf(Protocol):
+    """Anything that names the pool host of an address (``learned_pools.LearnedPools``)."""
+
+    def host_of(self, address: str) -> str | None:
+        """The pool host, or None."""
+        ...
 
 
 def system_resolve(host: str) -> list[str]:
@@ -27,14 +36,21 @@ def system_resolve(host: str) -> list[str]:
 class PoolAddresses:
     """address → pool host, replaced atomically on each refresh."""
 
-    def __init__(self, static: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, static: Mapping[str, str] | None = None, learned: HostOf | None = None
+    ) -> None:
         self._map: Mapping[str, str] = MappingProxyType(dict(static or {}))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.learned = learned
+        """Addresses the network layer learned from pods' DNS answers (TTL-bound), if any."""
 
     def host_of(self, address: str) -> str | None:
-        """The pool host an address belongs to, if any."""
-        return self._map.get(address)
+        """The pool host an address belongs to, if any (resolved here, or learned from DNS)."""
+        found = self._map.get(address)
+        if found is None and self.learned is not None:
+            found = self.learned.host_of(address)
+        return found
 
     def refresh(self, hosts: Iterable[str], resolve: Resolve = system_resolve) -> None:
         """Resolve every host now (blocking) and swap the map in."""

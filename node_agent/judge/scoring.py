@@ -3,8 +3,16 @@
 Miners are flat, busy, quiet on disk and talk to a pool; busy benign work (a compile, gzip,
 a numeric loop) is busy too, so CPU shape alone is capped below any sane threshold
 (``CPU_SHAPE_MAX``) and a detection needs a second kind of evidence: a pool connection, a
-masquerading executable, the fork-and-exit launcher pattern, a long-lived outbound
-connection, GPU use.
+masquerading executable, the fork-and-exit launcher pattern, code hidden from the command
+line, a long-lived outbound connection, GPU use. The weights, caps and the combinations that
+add weight only together live in ``data/behaviour_rules.yaml`` (``rules``).
+
+Busy is measured as *demand*, not use: a process runnable all the time (on a CPU or waiting
+in the run queue, throttled included, from its threads' schedstat) wants the CPU whether it
+gets it or not, so a miner held to 0.4 of a core by a busy node or a quota still scores as
+saturated. Its *profile* tells computing from working: a miner makes almost no read/write
+syscalls, no disk I/O and few voluntary context switches, at a steady rate; gzip, a compile
+or a hashing benchmark reading files does not look like that.
 
 Busy time accumulates in a leaky bucket (it drains at half the rate it fills, never resets),
 so a duty-cycled miner (250 s on, 90 s off) keeps its score through the off phase; a
@@ -16,6 +24,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 
+from node_agent.judge import rules
 from node_agent.kernel.cgroups import CgroupSample
 from node_agent.records import Reason
 
@@ -30,19 +39,45 @@ THROTTLED_RATIO = 0.5
 MAX_BUSY_INTERVALS = 64
 GPU_BUSY_PERCENT = 50.0
 
-W_SATURATED = 0.35
-W_SELF_CAPPED = 0.35
-W_FLAT = 0.10
-W_THROTTLED = 0.10
-W_MEMORY = 0.05
-W_LOW_IO = 0.05
-CPU_SHAPE_MAX = W_SATURATED + W_FLAT + W_THROTTLED + W_MEMORY + W_LOW_IO
-W_POOL_PORT = 0.5
-W_POOL_HOST = 0.8
-W_LONG_LIVED = 0.15
-W_LAUNCHER = 0.3
-W_GPU = 0.35
-MASQUERADE_MAX = 0.6
+PURE_SYSCALLS_PER_S = 100.0
+"""Read/write-family syscalls per CPU-second actually run, at most, for a process that only
+computes (per CPU-second: a process held to 0.4 of a core slows its syscalls down too)."""
+PURE_VOLUNTARY_PER_S = 25.0
+"""Voluntary context switches (sleeps, blocking I/O) per CPU-second run, at most."""
+PURE_IO_BYTES_PER_S = 64 * 1024
+PURE_CV = 0.2
+"""Demand that varies less than this between intervals is a steady rate."""
+DEMAND_RAMP_SECONDS = 5.0
+"""Runnable seconds after which demand counts in full (at most the busy ramp)."""
+MIN_AGE_SECONDS = 2.0
+"""A process younger than this has no since-start demand worth reading (start-up noise)."""
+MAX_DEMAND_INTERVALS = 32
+
+INFORMATIONAL = frozenset({"launcher", "argv0-renamed", "comm-renamed"})
+"""Weightless reasons kept in the evidence: how the process was launched or renamed."""
+
+RULES = rules.builtin()
+W_DEMAND = RULES.weight("cpu-demand")
+W_SATURATED = RULES.weight("cpu-saturated")
+W_SELF_CAPPED = RULES.weight("cpu-self-capped")
+W_FLAT = RULES.weight("cpu-flat")
+W_THROTTLED = RULES.weight("cpu-throttled")
+W_MEMORY = RULES.weight("memory-steady")
+W_LOW_IO = RULES.weight("little-disk-io")
+W_PURE = RULES.weight("pure-compute")
+CPU_SHAPE_MAX = RULES.caps["cpu"]
+W_POOL_PORT = RULES.weight("pool-port-connection")
+W_POOL_HOST = RULES.weight("pool-connection")
+W_LONG_LIVED = RULES.weight("long-lived-outbound")
+W_LAUNCHER = RULES.weight("fork-and-exit-launcher")
+W_HIDDEN_CODE = RULES.weight("code-not-on-command-line")
+W_GPU = RULES.weight("gpu-busy")
+W_GPU_COMPUTE_ONLY = RULES.weight("gpu-compute-only")
+GPU_SMALL_MEMORY = 2 << 30
+"""GPU memory below which a busy GPU process holds only a kernel's working set, not a model."""
+GPU_STEADY = 0.1
+"""Relative change of GPU memory between samples below which it is static."""
+MASQUERADE_MAX = RULES.caps["masquerade"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +105,27 @@ class Interval:
     throttled_ratio: float | None
     memory_bytes: int | None
     io_rate: float | None
+    stall: float | None = None
+    """Fraction of the interval some task of the cgroup waited for a CPU (v2 cpu.pressure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What the container's busiest process did over one interval (from ``TaskCounters``).
+
+    ``since_start`` marks the first interval of a process, measured from its start: it
+    includes start-up (imports, loading), so it counts for demand but not for the profile.
+    """
+
+    end: float
+    seconds: float
+    cores: float
+    """Runnable time per second (on a CPU or queued for one), threads summed."""
+    run_cores: float
+    syscalls_per_s: float | None
+    voluntary_per_s: float
+    io_per_s: float | None
+    since_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +136,8 @@ class ContainerState:
     busy_seconds: float = 0.0
     busy: tuple[Interval, ...] = ()
     recent: tuple[Interval, ...] = ()
+    demand_seconds: float = 0.0
+    demand: tuple[Demand, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +150,13 @@ class ProcessFacts:
     launcher: str | None = None
     masquerade: tuple[Reason, ...] = ()
     gpu_percent: float | None = None
+    gpu_memory_bytes: int | None = None
+    gpu_memory_before: int | None = None
+    """The same process's GPU memory at the previous sample (None: first seen)."""
+    gpu_framework: str | None = None
+    """An ML framework library the busy GPU process maps (libtorch_cuda.so...), if any."""
+    hidden_code: str | None = None
+    """Why the busiest process runs code that is not on its command line (None: it does not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +198,9 @@ def advance(
     io_rate: float | None = None
     if sample.io_bytes is not None and last.io_bytes is not None:
         io_rate = max(sample.io_bytes - last.io_bytes, 0) / seconds
+    stall: float | None = None
+    if sample.cpu_pressure_us is not None and last.cpu_pressure_us is not None:
+        stall = min(max(sample.cpu_pressure_us - last.cpu_pressure_us, 0) / 1e6 / seconds, 1.0)
     interval = Interval(
         end=sample.taken_at,
         seconds=seconds,
@@ -141,6 +209,7 @@ def advance(
         throttled_ratio=throttled,
         memory_bytes=sample.memory_bytes,
         io_rate=io_rate,
+        stall=stall,
     )
     horizon = sample.taken_at - thresholds.window_seconds
     recent = (*(i for i in state.recent if i.end > horizon), interval)
@@ -150,7 +219,32 @@ def advance(
     else:
         busy_seconds = max(state.busy_seconds - DRAIN_RATE * seconds, 0.0)
         busy = state.busy if busy_seconds > 0 else ()
-    return ContainerState(last=sample, busy_seconds=busy_seconds, busy=busy, recent=recent)
+    return replace(state, last=sample, busy_seconds=busy_seconds, busy=busy, recent=recent)
+
+
+def demand_level(quota_cores: float | None, thresholds: Thresholds) -> float:
+    """Runnable cores from which a process counts as wanting the CPU.
+
+    The policy's fraction of a core, or of the container's limit when that is smaller.
+    """
+    return thresholds.cpu_fraction * min(quota_cores or 1.0, 1.0)
+
+
+def advance_demand(
+    state: ContainerState, demand: Demand, quota_cores: float | None, thresholds: Thresholds
+) -> ContainerState:
+    """Fold one interval of the busiest process's demand into the state.
+
+    Runnable seconds fill a leaky bucket like busy seconds do; a since-start interval fills
+    it with the process's age, so a miner is judged at its first inspection.
+    """
+    horizon = demand.end - thresholds.window_seconds
+    kept = (*(d for d in state.demand if d.end > horizon), demand)[-MAX_DEMAND_INTERVALS:]
+    if demand.cores >= demand_level(quota_cores, thresholds):
+        seconds = min(state.demand_seconds + demand.seconds, thresholds.window_seconds)
+    else:
+        seconds = max(state.demand_seconds - DRAIN_RATE * demand.seconds, 0.0)
+    return replace(state, demand=kept, demand_seconds=seconds)
 
 
 def _cv(values: list[float]) -> float | None:
@@ -162,8 +256,73 @@ def _cv(values: list[float]) -> float | None:
     return statistics.pstdev(values) / mean
 
 
+def demand_reasons(
+    state: ContainerState, quota_cores: float | None, thresholds: Thresholds
+) -> list[Reason]:
+    """Demand (runnable, whether it ran or waited) and the pure-compute profile."""
+    reasons: list[Reason] = []
+    if state.demand_seconds > 0 and state.demand:
+        last = state.demand[-1]
+        if last.cores >= demand_level(quota_cores, thresholds):
+            ramp = min(thresholds.ramp_seconds, DEMAND_RAMP_SECONDS)
+            strength = min(state.demand_seconds / ramp, 1.0)
+            got = f"ran {last.run_cores:.2f}" if last.run_cores < last.cores * 0.9 else "ran"
+            reasons.append(
+                Reason(
+                    "cpu-demand",
+                    f"runnable {last.cores:.2f} cores ({got}), "
+                    f"wanting the CPU {state.demand_seconds:.0f}s",
+                    round(W_DEMAND * strength, 3),
+                )
+            )
+    elif state.recent and (stall := state.recent[-1].stall) is not None:
+        ran = state.recent[-1].cores
+        if ran + stall >= demand_level(quota_cores, thresholds):
+            reasons.append(
+                Reason(
+                    "cpu-demand",
+                    f"ran {ran:.2f} cores and waited {stall:.0%} of the time (cpu.pressure)",
+                    W_DEMAND,
+                )
+            )
+    pure = pure_compute(state)
+    if pure is not None:
+        reasons.append(Reason("pure-compute", pure, W_PURE))
+    return reasons
+
+
+def pure_compute(state: ContainerState) -> str | None:
+    """Why the busiest process looks like it only computes, or None.
+
+    Needs two intervals with the profile measured after start-up and a steady rate over all.
+    """
+    measured = [d for d in state.demand if not d.since_start]
+    if len(measured) < 1 or len(state.demand) < 2:
+        return None
+    recent = measured[-4:]
+    for d in recent:
+        cores = max(d.run_cores, 0.05)
+        if d.cores < 0.5 or d.syscalls_per_s is None or d.io_per_s is None:
+            return None
+        if d.syscalls_per_s > PURE_SYSCALLS_PER_S * cores:
+            return None
+        if d.voluntary_per_s > PURE_VOLUNTARY_PER_S * cores:
+            return None
+        if d.io_per_s > PURE_IO_BYTES_PER_S:
+            return None
+    steady = [d.cores for d in state.demand[-5:]]
+    spread = statistics.pstdev(steady) / statistics.fmean(steady)
+    if spread > PURE_CV:
+        return None
+    last = recent[-1]
+    return (
+        f"{last.syscalls_per_s:.0f} read/write syscalls/s, {last.voluntary_per_s:.0f} "
+        f"voluntary switches/s, no disk I/O, demand steady within {spread:.0%}"
+    )
+
+
 def cpu_reasons(state: ContainerState, thresholds: Thresholds) -> list[Reason]:
-    """CPU, memory and I/O shape; at most ``CPU_SHAPE_MAX`` in total."""
+    """CPU, memory and I/O shape; at most ``CPU_SHAPE_MAX`` in total (with demand)."""
     if not state.busy or state.busy_seconds <= 0:
         return []
     strength = min(state.busy_seconds / thresholds.ramp_seconds, 1.0)
@@ -216,7 +375,7 @@ def cpu_reasons(state: ContainerState, thresholds: Thresholds) -> list[Reason]:
 
 
 def fact_reasons(facts: ProcessFacts) -> list[Reason]:
-    """Network, launcher, masquerade and GPU evidence."""
+    """Network, launcher, hidden code, masquerade and GPU evidence."""
     reasons: list[Reason] = []
     if facts.pool_hosts:
         reasons.append(
@@ -244,21 +403,49 @@ def fact_reasons(facts: ProcessFacts) -> list[Reason]:
         )
     if facts.launcher:
         reasons.append(Reason("fork-and-exit-launcher", facts.launcher, W_LAUNCHER))
-    budget = MASQUERADE_MAX
-    for reason in sorted(facts.masquerade, key=lambda r: -r.weight):
-        weight = min(reason.weight, budget)
-        if weight <= 0:
-            break
-        reasons.append(replace(reason, weight=weight))
-        budget -= weight
+    if facts.hidden_code:
+        reasons.append(Reason("code-not-on-command-line", facts.hidden_code, W_HIDDEN_CODE))
+    reasons.extend(facts.masquerade)  # capped with the other masquerade signals in ``score``
     if facts.gpu_percent is not None and facts.gpu_percent >= GPU_BUSY_PERCENT:
         reasons.append(Reason("gpu-busy", f"GPU SM utilisation {facts.gpu_percent:.0f}%", W_GPU))
+        only = gpu_compute_only(facts)
+        if only is not None:
+            reasons.append(Reason("gpu-compute-only", only, W_GPU_COMPUTE_ONLY))
     return reasons
 
 
-def score(state: ContainerState, facts: ProcessFacts, thresholds: Thresholds) -> BehaviourScore:
-    """The container's behaviour score with every reason that contributed."""
-    reasons = cpu_reasons(state, thresholds) + fact_reasons(facts)
+def gpu_compute_only(facts: ProcessFacts) -> str | None:
+    """Why the busy GPU process looks like a mining kernel rather than training, or None.
+
+    Small and static GPU memory (seen twice, within ``GPU_STEADY``) and no ML framework mapped.
+    """
+    memory, before = facts.gpu_memory_bytes, facts.gpu_memory_before
+    if facts.gpu_framework is not None or memory is None or before is None:
+        return None
+    if memory <= 0 or memory >= GPU_SMALL_MEMORY:
+        return None
+    if abs(memory - before) > GPU_STEADY * max(before, 1):
+        return None
+    return f"GPU memory {memory / 2**20:.0f} MiB and static, no ML framework mapped"
+
+
+def score(
+    state: ContainerState,
+    facts: ProcessFacts,
+    thresholds: Thresholds,
+    quota_cores: float | None = None,
+) -> BehaviourScore:
+    """The container's behaviour score with every reason that contributed.
+
+    The reasons' weights are capped per group and the combinations they fire are added, as
+    ``data/behaviour_rules.yaml`` says.
+    """
+    shape = cpu_reasons(state, thresholds)
+    demand = demand_reasons(state, quota_cores, thresholds)
+    if any(r.signal == "cpu-demand" for r in demand):
+        shape = [r for r in shape if r.signal not in ("cpu-saturated", "cpu-self-capped")]
+    fired = RULES.total(shape + demand + fact_reasons(facts))
+    reasons = [r for r in fired if r.weight > 0 or r.signal in INFORMATIONAL]
     reasons.sort(key=lambda r: -r.weight)
     mean = statistics.fmean(i.fraction for i in state.recent) if state.recent else None
     total = round(sum(r.weight for r in reasons), 3)
@@ -267,4 +454,4 @@ def score(state: ContainerState, facts: ProcessFacts, thresholds: Thresholds) ->
 
 def busy(state: ContainerState) -> bool:
     """Whether the container is worth inspecting at process level."""
-    return state.busy_seconds > 0
+    return state.busy_seconds > 0 or state.demand_seconds > 0

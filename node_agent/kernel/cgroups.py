@@ -68,6 +68,8 @@ class CgroupSample:
     throttled_ns: int | None
     memory_bytes: int | None
     io_bytes: int | None
+    cpu_pressure_us: int | None = None
+    """Cumulative microseconds some task waited for a CPU (v2 ``cpu.pressure``; None on v1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,19 @@ def parse_io_stat(text: str | None) -> int | None:
             if key in ("rbytes", "wbytes") and value.isdigit():
                 total += int(value)
     return total
+
+
+def parse_pressure_total(text: str | None) -> int | None:
+    """The ``some`` line's ``total=`` (microseconds) of a PSI file such as ``cpu.pressure``."""
+    if not text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key == "total" and value.isdigit():
+                    return int(value)
+    return None
 
 
 def parse_cpu_max(text: str | None) -> float | None:
@@ -281,6 +296,7 @@ class CgroupReader:
             throttled_ns=throttled * 1000 if throttled is not None else None,
             memory_bytes=_int(_optional_text(directory / "memory.current")),
             io_bytes=parse_io_stat(_optional_text(directory / "io.stat")),
+            cpu_pressure_us=parse_pressure_total(_optional_text(directory / "cpu.pressure")),
         )
 
     def memory_stat(self, container: ContainerCgroup) -> dict[str, int]:

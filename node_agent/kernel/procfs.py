@@ -19,6 +19,9 @@ ARGV_LIMIT = 32 * 1024
 ENVIRON_LIMIT = 64 * 1024
 SMALL_LIMIT = 64 * 1024
 MOUNTINFO_LIMIT = 1 << 20
+MAPS_LIMIT = 1 << 20
+MAX_THREADS = 32
+"""Threads whose scheduler counters are summed per process (a miner runs one per core)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,65 @@ class CgroupLine:
     def unified(self) -> bool:
         """Whether this is the cgroup v2 line (``0::/path``)."""
         return self.hierarchy == 0 and not self.controllers
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounters:
+    """Cumulative CPU-demand and activity counters of one process, its threads summed.
+
+    ``run_ns + wait_ns`` is the time the threads were runnable (on a CPU or queued for one,
+    throttled included): what the process wants, whether or not it gets it. ``syscalls``
+    (read/write-family calls) and ``io_bytes`` (storage) come from /proc/PID/io and are None
+    where it cannot be read. At most ``MAX_THREADS`` threads are read.
+    """
+
+    run_ns: int
+    wait_ns: int
+    voluntary: int
+    involuntary: int
+    syscalls: int | None
+    io_bytes: int | None
+    threads: int
+
+
+def parse_schedstat(text: str) -> tuple[int, int]:
+    """(on-CPU ns, run-queue wait ns) from a schedstat line; zeros when malformed."""
+    parts = text.split()
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        return 0, 0
+    return int(parts[0]), int(parts[1])
+
+
+def parse_switches(text: str) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches from a status text."""
+    voluntary = involuntary = 0
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        value = value.strip()
+        if name == "voluntary_ctxt_switches" and value.isdigit():
+            voluntary = int(value)
+        elif name == "nonvoluntary_ctxt_switches" and value.isdigit():
+            involuntary = int(value)
+    return voluntary, involuntary
+
+
+def parse_io(text: str) -> tuple[int | None, int | None]:
+    """(read+write syscalls, storage bytes read+written) from /proc/PID/io."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        value = value.strip()
+        if value.isdigit():
+            values[name] = int(value)
+    syscalls = (
+        values["syscr"] + values["syscw"] if "syscr" in values and "syscw" in values else None
+    )
+    storage = (
+        values["read_bytes"] + values["write_bytes"]
+        if "read_bytes" in values and "write_bytes" in values
+        else None
+    )
+    return syscalls, storage
 
 
 def parse_cgroup_lines(text: str) -> tuple[CgroupLine, ...]:
@@ -204,6 +266,73 @@ class ProcFS:
                 out[name] = value.strip()
         return out
 
+    def task_counters(self, pid: int, max_threads: int = MAX_THREADS) -> TaskCounters:
+        """Scheduler, switch and I/O counters of ``pid``, summed over its first threads.
+
+        A thread that exits while being read is skipped; the process itself gone raises.
+        """
+        task_dir = self._path(pid, "task")
+        try:
+            with os.scandir(task_dir) as it:
+                tids = sorted(int(e.name) for e in it if e.name.isdigit())[:max_threads]
+        except OSError as err:
+            raise _domain(pid, "task", err) from err
+        run = wait = voluntary = involuntary = threads = 0
+        for tid in tids:
+            try:
+                sched = self.read_bytes(pid, f"task/{tid}/schedstat", 256)
+                status = self.read_bytes(pid, f"task/{tid}/status", 8192)
+            except errors.ProcessGone:
+                continue
+            r, w = parse_schedstat(sched.decode("ascii", "replace"))
+            v, i = parse_switches(status.decode("utf-8", "replace"))
+            run, wait, voluntary, involuntary = run + r, wait + w, voluntary + v, involuntary + i
+            threads += 1
+        if threads == 0:
+            raise errors.ProcessGone(pid)
+        try:
+            syscalls, storage = parse_io(
+                self.read_bytes(pid, "io", 1024).decode("ascii", "replace")
+            )
+        except errors.AccessDenied:
+            syscalls, storage = None, None
+        return TaskCounters(run, wait, voluntary, involuntary, syscalls, storage, threads)
+
+    def uptime(self) -> float:
+        """Seconds since boot (/proc/uptime), to turn start ticks into ages."""
+        try:
+            fd = os.open(f"{self._prefix}/uptime", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                text = os.read(fd, 256).decode("ascii", "replace")
+            finally:
+                os.close(fd)
+            return float(text.split()[0])
+        except (OSError, ValueError, IndexError) as err:
+            raise errors.KernelFeatureError(f"cannot read {self._prefix}/uptime") from err
+
+    def fd_target(self, pid: int, fd: int) -> str | None:
+        """What descriptor ``fd`` of ``pid`` refers to (``pipe:[n]``, a path...); None if closed."""
+        try:
+            return str(Path(self._path(pid, f"fd/{fd}")).readlink())
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _domain(pid, f"fd/{fd}", err) from err
+
+    def maps(self, pid: int) -> str:
+        """/proc/PID/maps, truncated at ``MAPS_LIMIT`` bytes (the program maps first)."""
+        return self.read_bytes(pid, "maps", MAPS_LIMIT).decode("utf-8", "surrogateescape")
+
+    def open_map_file(self, pid: int, start: str, end: str) -> int:
+        """A read-only descriptor on the file mapped at ``start-end`` (deleted or memfd too)."""
+        try:
+            return os.open(
+                self._path(pid, f"map_files/{start}-{end}"),
+                os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK,
+            )
+        except OSError as err:
+            raise _domain(pid, "map_files", err) from err
+
     def exe(self, pid: int) -> Executable | None:
         """The executable, or None for kernel threads (which have none)."""
         try:
@@ -215,6 +344,14 @@ class ProcFS:
         except OSError as err:
             raise _domain(pid, "exe", err) from err
         return Executable.from_link(str(target))
+
+    def exe_identity(self, pid: int) -> tuple[int, int, int, int]:
+        """(device, inode, size, mtime ns) of the executable: the same bytes, whatever its name."""
+        try:
+            st = Path(self._path(pid, "exe")).stat()
+        except OSError as err:
+            raise _domain(pid, "exe", err) from err
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
     def open_exe(self, pid: int) -> int:
         """A read-only descriptor on the executable itself, deleted or memfd included."""

@@ -21,8 +21,9 @@ from minerguard.cache import BoundedCache
 from minerguard.signatures import engine
 from node_agent import errors
 from node_agent.counters import Counters
-from node_agent.judge import agent_policy, masquerade
+from node_agent.judge import agent_policy, launchers, masquerade, scoring
 from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
+from node_agent.judge.earned import EarnedVerdicts
 from node_agent.judge.exe_content import ExecutableContent
 from node_agent.judge.inspect_process import ProcessSnapshot, snapshot
 from node_agent.judge.lineage import Lineage
@@ -34,14 +35,24 @@ from node_agent.kernel.procfs import ProcFS
 from node_agent.records import LAYER_EXEC, Finding, Reason
 
 MASQUERADE_CAP = 0.6
+LOADER_RETRIES = 20
+"""Settles (10 ms each) a directly run loader is given to map its program before judging."""
+W_HIDDEN_CODE = scoring.W_HIDDEN_CODE
+ENGINE_LOCATION_SIGNALS = frozenset({"masquerade", "hidden-path"})
+"""The engine's signals about where a program runs from (its path on the command line)."""
 CONTAINER_MEMORY = 16384
 """Containers remembered as offered to the exec gate (a node runs a few hundred)."""
 
 
 def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reason, ...]]:
-    """Signature score, the executable's content and masquerade evidence (capped)."""
+    """Signature score, the executable's content and masquerade evidence (capped).
+
+    The program judged is the one actually run: behind a directly run loader, its own argv,
+    path and bytes (``snap.program_argv``, ``snap.exe``), with the loader named in a reason.
+    """
+    argv = snap.program_argv
     subject = engine.Subject(
-        argv=snap.argv,
+        argv=argv,
         env=snap.env,
         executable=snap.exe.path if snap.exe else None,
         texts=snap.texts,
@@ -52,15 +63,24 @@ def judge(snap: ProcessSnapshot, policy: AgentPolicy) -> tuple[float, tuple[Reas
     if snap.content is not None:
         reasons.append(snap.content)
         extra += snap.content.weight
+    # Where it runs from is one budget: the engine's command-line view of it (a daemon's name
+    # in /tmp, a dot-directory) and the agent's own view (memfd, deleted, not in the image).
+    located = sum(s.weight for s in verdict.signals if s.name in ENGINE_LOCATION_SIGNALS)
+    spent = min(located, MASQUERADE_CAP)
     masked = 0.0
     for reason in masquerade.reasons(
-        snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
+        snap.comm, argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
     ):
-        weight = min(reason.weight, MASQUERADE_CAP - masked)
+        weight = min(reason.weight, MASQUERADE_CAP - spent - masked)
         if weight <= 0:
             break
         masked += weight
         reasons.append(Reason(reason.signal, reason.detail, weight))
+    if snap.hidden_code is not None:  # hiding what runs: within the masquerade budget
+        weight = min(W_HIDDEN_CODE, max(MASQUERADE_CAP - spent - masked, 0.0))
+        reasons.append(Reason("code-not-on-command-line", snap.hidden_code, weight))
+        masked += weight
+    reasons.extend(launchers.launcher_reasons(snap.comm, argv, snap.exe, snap.launcher))
     return round(verdict.score + extra + masked, 3), tuple(reasons)
 
 
@@ -81,6 +101,8 @@ class ExecWatcher:
         content: ExecutableContent | None = None,
         files: FileReader | None = None,
         on_container: Callable[[int, attribution.Attribution], bool] | None = None,
+        on_process: Callable[[ProcessSnapshot], None] | None = None,
+        earned: EarnedVerdicts | None = None,
         max_per_poll: int = 2048,
         settle: float = 0.01,
         memory: int = 16384,
@@ -99,6 +121,9 @@ class ExecWatcher:
         self._content = content
         self._files = files
         self._on_container = on_container
+        self._on_process = on_process
+        self._loader_tries: BoundedCache[tuple[int, int], int] = BoundedCache(1024)
+        self._earned = earned
         # container key -> the policy generation under which the gate took it
         self._containers: BoundedCache[str, int] = BoundedCache(CONTAINER_MEMORY)
         self._max = max_per_poll
@@ -134,6 +159,11 @@ class ExecWatcher:
             if event.kind is EventKind.FORK:
                 if event.parent is not None:
                     self._lineage.fork(event.pid, event.parent)
+                if self._earned is not None and self._earned.active and budget > 0:
+                    budget -= 1
+                    forked = self._forked(event.pid, event.timestamp_ns)
+                    if forked is not None:
+                        findings.append(forked)
             elif event.kind is EventKind.EXIT:
                 self._lineage.exit(event.pid)
             elif last_exit.get(event.pid, -1) > index:
@@ -179,12 +209,98 @@ class ExecWatcher:
         self._counters.add("exec_inspected")
         if snap.kernel_thread:
             return None
+        if self._loader_not_ready(snap):
+            return None  # read again at the next settle: the program is judged, not ld.so
+        if self._on_process is not None and snap.owner.in_pod:
+            self._on_process(snap)  # the behaviour layer samples its container from now on
         key = (pid, snap.start_ticks, hash(snap.argv))
         if key in self._judged:
             return None
         self._judged.put(key, None)
         self._lineage.observe(pid, snap.ppid)
+        if self._earned is not None and self._earned.has_pod(snap.owner.pod_uid):
+            again = self._respawned(snap, timestamp_ns)
+            if again is not None:
+                return again
         return self._judge_all(snap, timestamp_ns, rescan)
+
+    def _forked(self, pid: int, timestamp_ns: int) -> Finding | None:
+        """A fork in a pod holding an earned verdict: the dropper's child, judged by it."""
+        if pid in self._ignore:
+            return None
+        try:
+            owner = attribution.attribute_lines(self._proc.cgroups(pid))
+            if self._earned is None or not self._earned.has_pod(owner.pod_uid):
+                return None
+            snap = snapshot(self._proc, pid, owner=owner, with_env=False, with_config=False)
+        except errors.AgentError:
+            self._counters.add("fork_gone")
+            return None
+        key = (pid, snap.start_ticks, hash(snap.argv))
+        if key in self._judged:
+            return None
+        found = self._respawned(snap, timestamp_ns)
+        if found is not None:
+            self._judged.put(key, None)
+        return found
+
+    def _respawned(self, snap: ProcessSnapshot, timestamp_ns: int) -> Finding | None:
+        """A copy of a process behaviour already reported here: the verdict it earned."""
+        assert self._earned is not None  # noqa: S101 - checked by the caller
+        assert snap.owner.pod_uid is not None  # noqa: S101 - has_pod is False for None
+        try:
+            identity = self._proc.exe_identity(snap.pid)
+        except errors.AgentError:
+            return None
+        earned = self._earned.recall(snap.owner.pod_uid, identity, snap.argv)
+        if earned is None:
+            return None
+        self._counters.add("exec_earned_verdicts")
+        first = earned.finding
+        reason = Reason(
+            "earned-verdict",
+            f"same executable and arguments as pid {earned.pid}, reported by "
+            f"{first.layer.lower()} in this pod (score {first.score:.2f})",
+            first.score,
+        )
+        return Finding(
+            layer=LAYER_EXEC,
+            score=first.score,
+            reasons=(reason, *first.reasons),
+            policy=first.policy,
+            mode=first.mode,
+            observed_at=self._wall(),
+            cgroup=snap.owner.cgroup_path,
+            pod_uid=snap.owner.pod_uid,
+            container_id=snap.owner.container_id,
+            pid=snap.pid,
+            start_ticks=snap.start_ticks,
+            executable=snap.exe.path if snap.exe else None,
+            command_line=snap.command_line[:4096],
+            actions_requested=first.actions_requested,
+            latency_s=(self._mono_ns() - timestamp_ns) / 1e9,
+        )
+
+    def _loader_not_ready(self, snap: ProcessSnapshot) -> bool:
+        """Whether a directly run loader has not mapped its program yet (then retried).
+
+        On a busy node the loader may not have run at all 10 ms after the exec; judging then
+        would judge the loader. The exec is read again after another settle, at most
+        ``LOADER_RETRIES`` times, then judged as it is.
+        """
+        if snap.launcher is not None or not launchers.is_loader(snap.exe):
+            return False
+        if launchers.loader_program(snap.argv) is None:
+            return False
+        key = (snap.pid, snap.start_ticks)
+        tries = self._loader_tries.get(key, 0)
+        if tries >= LOADER_RETRIES:
+            self._loader_tries.pop(key, None)
+            return False
+        self._loader_tries.put(key, tries + 1)
+        self._counters.add("exec_loader_retries")
+        self._settling.append(ProcEvent(EventKind.EXEC, snap.pid, self._mono_ns()))
+        return True
 
     def _first_of_container(self, pid: int, owner: attribution.Attribution) -> None:
         """Tell ``on_container`` (the exec gate) of each container until it answers True.
@@ -220,6 +336,9 @@ class ExecWatcher:
             hash(snap.texts),
             snap.upper_layer,
             snap.content,
+            snap.launcher,
+            snap.program_start,
+            snap.hidden_code,
         )
         found = self._verdicts.get(key)
         if found is not None:
@@ -264,6 +383,6 @@ class ExecWatcher:
             start_ticks=snap.start_ticks,
             executable=snap.exe.path if snap.exe else None,
             command_line=snap.command_line[:4096],
-            actions_requested=agent_policy.requested(detecting),
+            actions_requested=agent_policy.requested(detecting, score),
             latency_s=latency,
         )

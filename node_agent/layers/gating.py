@@ -53,9 +53,13 @@ def _host_rooted(root: str, hosts: tuple[str, ...]) -> bool:
 
 
 def _gating(policies: AgentPolicies, pod: PodRef | None) -> list[AgentPolicy]:
-    """The enforcing policies that cover ``pod`` and do not exempt it."""
+    """The enforcing policies that cover ``pod`` and do not exempt it.
+
+    Never a system view (an excluded namespace): the gate refuses on a binary's name alone,
+    weaker than the conclusive evidence those namespaces are acted on for.
+    """
     applying, _ = policies.applying(pod)
-    return [p for p in applying if p.compiled.enforcing]
+    return [p for p in applying if p.compiled.enforcing and not p.compiled.system]
 
 
 class GatedContainers:

@@ -1,9 +1,14 @@
 """The behaviour layer: sample every container's cgroup, score, and look closer at busy ones.
 
 Each tick reads four counters per container (~40 µs per file); discovery runs every few
-ticks. Only containers that are busy (or already suspicious) get process-level inspection:
-their processes' CPU ticks, the top process's executable and connections (reading
-/proc/PID/net/tcp costs milliseconds, so this is bounded per tick).
+ticks, and at the next tick when the exec layer saw a process in a container not yet
+tracked (``notice``), so a new pod is sampled within one interval. Containers that are busy,
+use a twentieth of a core or more (a miner on an oversubscribed node gets little of what it
+wants), are already suspicious, or just started a suspicious process get process-level
+inspection: their processes' CPU ticks; for the top ones, their demand (runnable time from
+schedstat, syscalls, switches, disk I/O), executable and connections (reading
+/proc/PID/net/tcp costs milliseconds, so this is bounded per tick). A process seen for the
+first time is measured from its start, so a miner is judged at its first inspection.
 """
 
 from __future__ import annotations
@@ -11,25 +16,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from minerguard import compiled_policy
 from node_agent import errors
 from node_agent.counters import Counters
-from node_agent.judge import agent_policy, masquerade, scoring
+from node_agent.judge import agent_policy, gpu_profile, launchers, masquerade, scoring
 from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
+from node_agent.judge.earned import EarnedVerdicts
 from node_agent.judge.inspect_process import ProcessSnapshot, snapshot
 from node_agent.judge.lineage import Lineage
 from node_agent.judge.pods import PodLookup
 from node_agent.judge.poolhosts import PoolAddresses
 from node_agent.kernel import attribution, cgroups, netconn
-from node_agent.kernel.gpu import GpuMonitor
-from node_agent.kernel.procfs import ProcFS
+from node_agent.kernel.gpu import GpuMonitor, GpuUse
+from node_agent.kernel.procfs import CLOCK_TICKS, ProcFS, TaskCounters
 from node_agent.records import LAYER_BEHAVIOUR, Connection, Finding, Reason
 
 MAX_PIDS_PER_CONTAINER = 64
 TOP_PROCESSES = 2
 REARM_FRACTION = 0.5
+INSPECT_CORES = 0.05
+"""A container using this much of a core is inspected even when not busy against its limit."""
 
 
 @dataclass(slots=True)
@@ -52,6 +60,12 @@ class Tracked:
     first_seen: dict[int, float] = field(default_factory=dict)
     top: ProcessSnapshot | None = None
     connections: tuple[Connection, ...] = ()
+    counters: dict[int, tuple[int, TaskCounters, float]] = field(default_factory=dict)
+    """pid → (start ticks, its demand counters, when read) for the top processes."""
+    gpu_memory: dict[int, int] = field(default_factory=dict)
+    """GPU pid → its GPU memory at the last sample."""
+    gpu_framework: dict[int, str | None] = field(default_factory=dict)
+    """GPU pid → the ML framework it maps (read once per process)."""
 
     @property
     def alerted(self) -> bool:
@@ -100,13 +114,35 @@ class Sampler:
         self._pods_required = pods_required
         self._generation = policies.generation
         self._ticks = 0
+        self._discover_soon = False
+        self._noticed: set[str] = set()
+        self.earned = EarnedVerdicts()
+        """Verdicts behaviour earned, for the exec layer to apply to re-spawned copies."""
         self.tracked: dict[str, Tracked] = {}
+
+    def notice(self, snap: ProcessSnapshot) -> None:
+        """The exec layer saw ``snap`` start in a pod: sample its container at the next tick.
+
+        A container not yet tracked is discovered then (not at the next periodic discovery);
+        a new container, or a process running hidden code or through a loader, is inspected
+        at that tick whatever its CPU so far.
+        """
+        owner = snap.owner
+        if not owner.in_pod:
+            return
+        if owner.key not in self.tracked:
+            self._discover_soon = True
+            self._noticed.add(owner.key)
+        elif snap.hidden_code is not None or snap.launcher is not None:
+            self._noticed.add(owner.key)
 
     def tick(self, now: float) -> list[Finding]:
         """One sampling round at monotonic time ``now``."""
-        if self._ticks % self._discover_every == 0:
+        if self._ticks % self._discover_every == 0 or self._discover_soon:
             self._discover()
+            self._discover_soon = False
         self._ticks += 1
+        noticed, self._noticed = self._noticed, set()
         for key, item in list(self.tracked.items()):
             try:
                 sample = self._reader.sample(item.cgroup, now)
@@ -118,10 +154,25 @@ class Sampler:
                 item.state, sample, item.limits.quota_cores, item.thresholds
             )
         gpu = self._gpu_by_container()
-        candidates = [t for t in self.tracked.values() if scoring.busy(t.state) or t.alerted]
-        candidates.sort(key=lambda t: -t.state.busy_seconds)
+        candidates = [
+            t
+            for key, t in self.tracked.items()
+            if scoring.busy(t.state)
+            or t.alerted
+            or key in noticed
+            or key in gpu
+            or (t.state.recent and t.state.recent[-1].cores >= INSPECT_CORES)
+        ]
+        # Noticed containers first (a new pod, hidden code): the bound never defers them.
+        candidates.sort(
+            key=lambda t: (
+                t.cgroup.attribution.key not in noticed,
+                -(t.state.busy_seconds + t.state.demand_seconds),
+            )
+        )
+        uptime = self._uptime() if candidates else None
         for item in candidates[: self._max_inspect]:
-            self._inspect(item, now, gpu.get(item.cgroup.attribution.key))
+            self._inspect(item, now, gpu.get(item.cgroup.attribution.key), uptime)
         if len(candidates) > self._max_inspect:
             self._counters.add("inspect_deferred", len(candidates) - self._max_inspect)
         findings: list[Finding] = []
@@ -167,20 +218,73 @@ class Sampler:
         applying, _ = self._policies.applying(pod)
         return applying
 
-    def _gpu_by_container(self) -> dict[str, float]:
+    def _gpu_by_container(self) -> dict[str, GpuUse]:
+        """The busiest GPU process of each container (NVML by host PID; empty without NVML)."""
         if self._gpu is None or not self._gpu.available:
             return {}
-        out: dict[str, float] = {}
+        out: dict[str, GpuUse] = {}
         for pid, use in self._gpu.sample().items():
             try:
                 lines = self._proc.cgroups(pid)
             except errors.AgentError:
                 continue
             key = attribution.attribute_lines(lines).key
-            out[key] = max(out.get(key, 0.0), use.sm_percent)
+            if key not in out or use.sm_percent > out[key].sm_percent:
+                out[key] = use
         return out
 
-    def _inspect(self, item: Tracked, now: float, gpu_percent: float | None) -> None:
+    def _gpu_facts(
+        self, item: Tracked, facts: scoring.ProcessFacts, use: GpuUse | None
+    ) -> scoring.ProcessFacts:
+        """``facts`` with GPU utilisation, memory now and before, and the framework mapped."""
+        if use is None:
+            item.gpu_memory = {}
+            return facts
+        before = item.gpu_memory.get(use.pid)
+        item.gpu_memory = {use.pid: use.memory_bytes}
+        if use.pid not in item.gpu_framework:
+            try:
+                item.gpu_framework = {use.pid: gpu_profile.framework(self._proc.maps(use.pid))}
+            except errors.AgentError:
+                item.gpu_framework = {use.pid: "unreadable maps"}  # never "compute-only"
+        return replace(
+            facts,
+            gpu_percent=use.sm_percent,
+            gpu_memory_bytes=use.memory_bytes,
+            gpu_memory_before=before,
+            gpu_framework=item.gpu_framework[use.pid],
+        )
+
+    def _uptime(self) -> float | None:
+        try:
+            return self._proc.uptime()
+        except errors.AgentError:
+            return None
+
+    def _demand(
+        self, item: Tracked, pid: int, start_ticks: int, now: float, uptime: float | None
+    ) -> scoring.Demand | None:
+        """One interval of ``pid``'s demand: since the last read, else since its start."""
+        try:
+            counters = self._proc.task_counters(pid)
+        except errors.AgentError:
+            self._counters.add("inspect_gone")
+            return None
+        before = item.counters.get(pid)
+        item.counters[pid] = (start_ticks, counters, now)
+        if before is not None and before[0] == start_ticks and now > before[2]:
+            return _interval(before[1], counters, now - before[2], now, since_start=False)
+        if uptime is None:
+            return None
+        age = uptime - start_ticks / CLOCK_TICKS
+        if age < scoring.MIN_AGE_SECONDS:
+            return None
+        zero = TaskCounters(0, 0, 0, 0, 0, 0, counters.threads)
+        return _interval(zero, counters, age, now, since_start=True)
+
+    def _inspect(
+        self, item: Tracked, now: float, gpu: GpuUse | None, uptime: float | None = None
+    ) -> None:
         pids = self._reader.pids(item.cgroup)[:MAX_PIDS_PER_CONTAINER]
         deltas: list[tuple[int, int]] = []
         ticks: dict[int, int] = {}
@@ -200,8 +304,10 @@ class Sampler:
         long_lived: list[str] = []
         masq: list[Reason] = []
         launcher: str | None = None
+        hidden: str | None = None
         seen_inodes: set[int] = set()
         conns_kept: list[Connection] = []
+        demands: list[scoring.Demand] = []
         item.top = None
         for _delta, pid in deltas[:TOP_PROCESSES]:
             try:
@@ -210,12 +316,23 @@ class Sampler:
             except errors.AgentError:
                 self._counters.add("inspect_gone")
                 continue
+            demand = self._demand(item, pid, snap.start_ticks, now, uptime)
+            if demand is not None:
+                demands.append(demand)
             item.top = item.top or snap
+            if hidden is None and snap.hidden_code is not None:
+                hidden = f"pid {pid} ({snap.comm}) {snap.hidden_code}"
             masq.extend(
                 masquerade.reasons(
-                    snap.comm, snap.argv, snap.exe, snap.kernel_thread, upper_layer=snap.upper_layer
+                    snap.comm,
+                    snap.program_argv,
+                    snap.exe,
+                    snap.kernel_thread,
+                    upper_layer=snap.upper_layer,
                 )
             )
+            if snap.launcher is not None:
+                masq.extend(launchers.launcher_reasons(snap.comm, (), None, snap.launcher))
             detached = self._lineage.detached(pid)
             if detached is not None and launcher is None:
                 launcher = (
@@ -235,16 +352,23 @@ class Sampler:
                     long_lived.append(conn.remote)
                     if conn not in conns_kept:
                         conns_kept.append(conn)
+        item.counters = {p: c for p, c in item.counters.items() if p in ticks}
+        if demands:
+            busiest = max(demands, key=lambda d: d.cores)
+            item.state = scoring.advance_demand(
+                item.state, busiest, item.limits.quota_cores, item.thresholds
+            )
         item.first_seen = {i: t for i, t in item.first_seen.items() if i in seen_inodes}
         item.connections = tuple(conns_kept[:16])
-        item.facts = scoring.ProcessFacts(
+        facts = scoring.ProcessFacts(
             pool_ports=tuple(dict.fromkeys(pool_ports)),
             pool_hosts=tuple(dict.fromkeys(pool_hosts)),
             long_lived=tuple(dict.fromkeys(long_lived))[:4],
             launcher=launcher,
             masquerade=tuple(masq),
-            gpu_percent=gpu_percent,
+            hidden_code=hidden,
         )
+        item.facts = self._gpu_facts(item, facts, gpu)
 
     def _judge(self, item: Tracked) -> Finding | None:
         """A finding naming the strictest policy the score now reaches, once per strictness.
@@ -253,7 +377,7 @@ class Sampler:
         threshold. A weaker policy's earlier finding never mutes a stricter one reached later.
         """
         thresholds = item.thresholds
-        result = scoring.score(item.state, item.facts, thresholds)
+        result = scoring.score(item.state, item.facts, thresholds, item.limits.quota_cores)
         if not result.over(thresholds):
             if item.alerted and result.score < thresholds.score_threshold * REARM_FRACTION:
                 item.reported = None
@@ -267,7 +391,7 @@ class Sampler:
         self._counters.add("behaviour_detections")
         owner = item.cgroup.attribution
         top = item.top
-        return Finding(
+        finding = Finding(
             layer=LAYER_BEHAVIOUR,
             score=result.score,
             reasons=result.reasons,
@@ -285,3 +409,38 @@ class Sampler:
             connections=item.connections,
             actions_requested=agent_policy.requested(detecting),
         )
+        if top is not None and owner.pod_uid is not None:
+            try:
+                identity = self._proc.exe_identity(top.pid)
+            except errors.AgentError:
+                return finding
+            self.earned.remember(owner.pod_uid, identity, top.argv, finding)
+        return finding
+
+
+def _interval(
+    before: TaskCounters, after: TaskCounters, seconds: float, now: float, *, since_start: bool
+) -> scoring.Demand:
+    """The rates between two readings of one process's counters."""
+    syscalls = (
+        max(after.syscalls - before.syscalls, 0) / seconds
+        if after.syscalls is not None and before.syscalls is not None
+        else None
+    )
+    io = (
+        max(after.io_bytes - before.io_bytes, 0) / seconds
+        if after.io_bytes is not None and before.io_bytes is not None
+        else None
+    )
+    run = max(after.run_ns - before.run_ns, 0) / 1e9
+    wait = max(after.wait_ns - before.wait_ns, 0) / 1e9
+    return scoring.Demand(
+        end=now,
+        seconds=seconds,
+        cores=(run + wait) / seconds,
+        run_cores=run / seconds,
+        syscalls_per_s=syscalls,
+        voluntary_per_s=max(after.voluntary - before.voluntary, 0) / seconds,
+        io_per_s=io,
+        since_start=since_start,
+    )

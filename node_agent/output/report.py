@@ -14,7 +14,7 @@ from typing import Protocol, TextIO
 
 from minerguard import detections
 from minerguard.api import detection
-from node_agent.records import Finding, PodRef
+from node_agent.records import LAYER_NETWORK, Finding, PodRef
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ def detection_name(finding: Finding, pod: PodRef | None) -> str:
     """A stable, DNS-safe name: the same process and layer always map to the same object."""
     f = finding
     key = f"{f.layer}/{f.pod_uid}/{f.container_id}/{f.pid}/{f.start_ticks}"
+    if f.layer == LAYER_NETWORK and f.reasons:
+        # no process may be known: one record per kind of evidence and mode, not per pod
+        key += f"/{f.reasons[0].signal}/{f.mode}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     base = pod.name if pod else "host"
     return f"{base[:40].rstrip('-.')}-{finding.layer.lower()}-{digest}"
@@ -53,9 +56,12 @@ def to_detection(
                 remote_port=c.remote_port,
                 local_port=c.local_port,
                 state="ESTABLISHED" if c.established else str(c.state),
+                host=c.host,
+                protocol=c.protocol,
             )
             for c in finding.connections
         ],
+        lookups=list(finding.lookups),
     )
     return detections.build(
         layer=detection.Layer(finding.layer),

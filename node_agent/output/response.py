@@ -7,12 +7,14 @@ into alerts rather than kills.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
+from minerguard.api.policy import RuntimeAction
 from node_agent.counters import Counters
 from node_agent.judge.agent_policy import AgentPolicies, AgentPolicy
 from node_agent.kernel import kill
@@ -28,16 +30,18 @@ class RateLimit:
         self._window = window
         self._clock = clock
         self._times: deque[float] = deque()
+        self._lock = threading.Lock()  # the network layer's thread takes slots too
 
     def allow(self) -> bool:
         """Take one slot if one is free."""
-        now = self._clock()
-        while self._times and now - self._times[0] > self._window:
-            self._times.popleft()
-        if len(self._times) >= self._max:
-            return False
-        self._times.append(now)
-        return True
+        with self._lock:
+            now = self._clock()
+            while self._times and now - self._times[0] > self._window:
+                self._times.popleft()
+            if len(self._times) >= self._max:
+                return False
+            self._times.append(now)
+            return True
 
 
 class ProcessKiller:
@@ -70,13 +74,23 @@ class ProcessKiller:
         if limit is None:
             spec = policy.compiled.spec.rate_limit
             limit = RateLimit(spec.max_actions, float(spec.window_seconds), self._clock)
-            self._limits[policy.name] = limit
+            limit = self._limits.setdefault(policy.name, limit)
         return limit
+
+    def take_slot(self, policy: AgentPolicy) -> bool:
+        """Charge one destructive action other than a kill (a network block) to ``policy``.
+
+        Kills and blocks share the policy's ``rateLimit``: a false-positive storm is one storm,
+        whichever action it asks for.
+        """
+        return self._limit(policy).allow()
 
     def act(self, finding: Finding) -> Finding:
         """The finding with ``actions_taken`` filled in."""
         policy = self._policies.by_name.get(finding.policy)
-        if policy is None or not policy.kills:
+        # The finding asks for a kill only where a policy would kill at its evidence
+        # (agent_policy.requested): never for a weak or behavioural one in a system namespace.
+        if policy is None or RuntimeAction.KILL_PROCESS.value not in finding.actions_requested:
             return finding
         if finding.pid is None or finding.start_ticks is None or finding.pid in self._ignore:
             return finding
@@ -90,7 +104,7 @@ class ProcessKiller:
             self._counters.add("actions_rate_limited")
             return replace(finding, actions_taken=("KillProcess suppressed: rate limit",))
         started = self._clock()
-        result = kill.kill(self._proc, finding.pid, finding.start_ticks)
+        result = kill.kill_tree(self._proc, finding.pid, finding.start_ticks)
         took = self._clock() - started
         self._counters.add(f"kill_{result.outcome.value}")
         text = f"KillProcess: {result.outcome.value} in {took * 1000:.1f} ms"

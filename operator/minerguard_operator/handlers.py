@@ -181,6 +181,25 @@ def validate_policy(
         logger.warning("invalid: %s", state.error)
 
 
+@kopf.on.resume(GROUP, VERSION, POLICIES, registry=registry)
+@kopf.on.create(GROUP, VERSION, POLICIES, registry=registry)
+@kopf.on.update(GROUP, VERSION, POLICIES, field="spec", registry=registry)
+def block_pool_traffic(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int = 0, **_: Any
+) -> None:
+    """Apply, update or take down the policy's cluster-wide pool block; report it in status.
+
+    Registered before the background scan: kopf runs an object's handlers in order, and a
+    block should not wait for a scan of every workload in the cluster.
+    """
+    try:
+        status = runtime(memo).blocker.reconcile(plain(body))
+    except errors.ApiError as err:
+        raise retry_or_give_up(err, retry) from err
+    if status is not None:
+        logger.info("pool block: %s", status.get("message"))
+
+
 @kopf.on.create(GROUP, VERSION, POLICIES, registry=registry)
 @kopf.on.update(GROUP, VERSION, POLICIES, field="spec", registry=registry)
 def scan_workloads(
@@ -201,10 +220,32 @@ def scan_workloads(
 
 
 @kopf.on.event(GROUP, VERSION, POLICIES, registry=registry)
-def policy_gone(type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002 - kopf's kwarg
-    """Forget a deleted policy (no finalizer: deleting a policy never waits for us)."""
+def policy_event(
+    type: str | None,  # noqa: A002 - kopf's kwarg
+    name: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Forget a deleted policy (no finalizer: deleting a policy never waits for us).
+
+    Every other event lets the pool block catch up with a generation it has not seen.
+
+    Its pool-block objects are deleted here, and by the garbage collector (they are owned by
+    the policy) should the operator be down when it goes.
+    """
+    rt = runtime(memo)
     if type == "DELETED":
-        runtime(memo).keeper.forget(name)
+        rt.keeper.forget(name)
+        try:
+            rt.blocker.forget(name)
+        except errors.ApiError as err:  # housekeeping has no policy left to retry it with
+            log.warning("pool-block objects of deleted policy %r not deleted: %s", name, err)
+        return
+    try:  # a spec changed while the change handlers ran (see PoolBlocker.follow)
+        rt.blocker.follow(plain(body))
+    except errors.ApiError as err:  # housekeeping tries again
+        log.warning("pool block of policy %r not reconciled: %s", name, err)
 
 
 # -- MinerDetection -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from minerguard_operator.decide.records import DetectionRecord
 from minerguard_operator.enforcer import Enforcer
 from minerguard_operator.events import Emit
 from minerguard_operator.keeper import PolicyKeeper
+from minerguard_operator.network import PoolBlocker
 from minerguard_operator.settings import OperatorSettings
 from minerguard_operator.state import State
 
@@ -35,7 +36,7 @@ def own_identity() -> str:
 
 @dataclass
 class Runtime:
-    """Settings, shared state and the two workers (detections, policies)."""
+    """Settings, shared state and the workers (detections, policies, pool blocks)."""
 
     settings: OperatorSettings
     emit: Emit
@@ -53,6 +54,7 @@ class Runtime:
             isolation_label_guarded=self.settings.isolation_label_guarded,
         )
         self.keeper = PolicyKeeper(factory, self.state, self.emit, self.settings.namespaces)
+        self.blocker = PoolBlocker(factory, self.state)
 
     @property
     def peering(self) -> bool:
@@ -78,4 +80,5 @@ class Runtime:
         if not self.active():
             return False
         self.keeper.housekeep(by_policy)
+        self.blocker.refresh(self.state.policies.names())
         return True

@@ -227,7 +227,7 @@ def test_a_hung_container_file_cannot_freeze_detection_on_the_node(tmp_path: Pat
     finally:
         stuck.cleanup()
         miner.cleanup()
-    assert "pool-url" in {r.signal for r in found.reasons}
+    assert "pool-url-loopback" in {r.signal for r in found.reasons}  # the test pool is local
     assert abandoned >= 1
     assert abandoned + busy >= 1
 
@@ -259,7 +259,9 @@ def test_container_file_reads_wait_no_longer_than_the_deadline_and_never_queue(
             workload.kill()
             workload.wait(timeout=5)
     assert counters.get("container_read_abandoned") == 2
-    assert counters.get("container_read_busy") == 1
+    # The third snapshot's reads (the config, and since issue 13 the interpreter's script
+    # checked for hidden code) are each refused at once.
+    assert counters.get("container_read_busy") >= 1
     assert all(0.9 < t < 2.0 for t in took[:2])  # waited for the deadline, and no longer
     assert took[2] < 0.5  # every reader stuck: refused at once, not queued
 

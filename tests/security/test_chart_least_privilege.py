@@ -23,6 +23,8 @@ CASES: dict[str, dict[str, Any]] = {
     "default": {},
     "cluster-wide-pull-secrets": {"webhook": {"rbac": {"readImagePullSecrets": True}}},
     "pull-secret-namespaces": {"webhook": {"rbac": {"imagePullSecretNamespaces": ["payments"]}}},
+    "referenced-secrets": {"webhook": {"rbac": {"readReferencedSecrets": True}}},
+    "no-references": {"webhook": {"references": {"enabled": False}}},
 }
 
 
@@ -102,12 +104,20 @@ def test_the_operator_holds_only_the_isolation_verbs_it_calls() -> None:
     # (NetworkPolicies only add permissions); where AdminNetworkPolicy is served, it is created
     # instead and sweep_admin_network_policies lists them and DELETEs those whose pod is gone
     # (cluster-scoped, they cannot be garbage-collected with the pod). Discovery of the group is
-    # a non-resource URL every authenticated user may read. Nothing gets, watches or patches them.
+    # a non-resource URL every authenticated user may read. Nothing watches them.
+    # network.py (cluster-wide pool blocking) GETs each rendered object to see whose it is,
+    # creates it, merge-PATCHes its own ones to the rendered spec, LISTs its own by label and
+    # DELETEs them; Calico's tier is created once (and got, as Calico's tiered RBAC requires).
     operator = _rules({}, "operator")
     assert operator["ClusterRole networking.k8s.io/networkpolicies"] == "create list"
-    assert operator["ClusterRole policy.networking.k8s.io/adminnetworkpolicies"] == (
-        "create delete list"
-    )
+    pool_block = "create delete get list patch"
+    assert operator["ClusterRole policy.networking.k8s.io/adminnetworkpolicies"] == pool_block
+    assert operator["ClusterRole cilium.io/ciliumclusterwidenetworkpolicies"] == pool_block
+    for group in ("projectcalico.org", "crd.projectcalico.org"):
+        assert operator[f"ClusterRole {group}/globalnetworkpolicies"] == pool_block
+        assert operator[f"ClusterRole {group}/tiers"] == "create get"
+    assert operator["ClusterRole projectcalico.org/tier.globalnetworkpolicies"] == pool_block
+    assert not any("update" in verbs for key, verbs in operator.items() if "network" in key)
 
 
 def test_no_component_patches_events_or_uses_the_events_api_group() -> None:

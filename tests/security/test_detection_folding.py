@@ -76,7 +76,7 @@ def test_reposting_weaker_records_in_every_window_never_keeps_a_miner_alive(
     with running(kube.url):
         for round_ in range(2):  # the attacker keeps a fresh weaker original in each window
             if round_:
-                time.sleep(2.5)
+                time.sleep(3.5)  # past the 2 s window at creationTimestamp's 1 s resolution
             cluster.detection(f"weak-{round_}", "miner-0", podUID=uid, **WEAKER["forged-review"])
             cluster.settled(f"weak-{round_}")
         cluster.detection("agent", "miner-0", podUID=uid)

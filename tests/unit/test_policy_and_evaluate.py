@@ -6,9 +6,9 @@ import pytest
 from minerguard import evaluate, manifests, podspec
 from minerguard.compiled_policy import default_policy, load_policy_file
 from minerguard.errors import PolicyError
-from tests.support import policy
+from tests.support import MONERO_WALLET, policy
 
-WALLET = "4" + "A" + "1" * 93
+WALLET = MONERO_WALLET
 
 
 def pod(command: list[str], namespace: str = "apps", image: str = "busybox") -> dict[str, Any]:

@@ -52,6 +52,39 @@ named from the full name, so one release per cluster.
 {{- toJson (uniq $ns) }}
 {{- end }}
 
+{{- /* webhook.podTemplateKinds as the webhook reads them (MINERGUARD_WEBHOOK_POD_TEMPLATE_KINDS). */}}
+{{- define "minerguard.webhook.podTemplateKinds" -}}
+{{- $kinds := list }}
+{{- range .Values.webhook.podTemplateKinds }}
+{{- $kinds = append $kinds (dict "group" .group "version" (.version | default "*") "kind" .kind "resource" .resource "paths" (.paths | default list)) }}
+{{- end }}
+{{- toJson $kinds }}
+{{- end }}
+
+{{- /* Webhook rules for workload CRDs: the built-in ones (minerguard.workloads.CRD_KINDS; a test keeps them in step) and webhook.podTemplateKinds. */}}
+{{- define "minerguard.webhook.crdRules" -}}
+{{- $ops := list "CREATE" "UPDATE" }}
+{{- $rules := list }}
+{{- if .Values.webhook.rules.workloadCRDs }}
+{{- $rules = append $rules (dict "apiGroups" (list "argoproj.io") "apiVersions" (list "*") "operations" $ops "resources" (list "workflows" "cronworkflows" "workflowtemplates" "clusterworkflowtemplates") "scope" "*") }}
+{{- $rules = append $rules (dict "apiGroups" (list "tekton.dev") "apiVersions" (list "*") "operations" $ops "resources" (list "tasks" "clustertasks" "taskruns" "pipelines" "pipelineruns") "scope" "*") }}
+{{- $rules = append $rules (dict "apiGroups" (list "kubeflow.org") "apiVersions" (list "*") "operations" $ops "resources" (list "pytorchjobs" "tfjobs" "mpijobs" "xgboostjobs" "paddlejobs" "jaxjobs" "mxjobs" "notebooks") "scope" "*") }}
+{{- $rules = append $rules (dict "apiGroups" (list "trainer.kubeflow.org") "apiVersions" (list "*") "operations" $ops "resources" (list "trainjobs") "scope" "*") }}
+{{- end }}
+{{- range .Values.webhook.podTemplateKinds }}
+{{- $rules = append $rules (dict "apiGroups" (list .group) "apiVersions" (list (.version | default "*")) "operations" $ops "resources" (list .resource) "scope" "*") }}
+{{- end }}
+{{- toJson $rules }}
+{{- end }}
+
+{{- /* The namespaces the system namespaces' webhook entry covers: the excluded ones, never the release namespace. */}}
+{{- define "minerguard.systemNamespaces" -}}
+{{- $release := include "minerguard.namespace" . }}
+{{- $ns := list }}
+{{- range (include "minerguard.excludedNamespaces" . | fromJsonArray) }}{{ if ne . $release }}{{ $ns = append $ns . }}{{ end }}{{ end }}
+{{- toJson $ns }}
+{{- end }}
+
 {{/* Labels. */}}
 {{- define "minerguard.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -130,6 +163,7 @@ The agent's capabilities: the least set for the enabled features.
 {{- if .Values.agent.features.procConnector }}{{ $caps = append $caps "NET_ADMIN" }}{{ end }}
 {{- if .Values.agent.features.killProcess }}{{ $caps = append $caps "KILL" }}{{ end }}
 {{- if .Values.agent.features.fanotify }}{{ $caps = append $caps "SYS_ADMIN" }}{{ end }}
+{{- if .Values.agent.features.network }}{{ $caps = concat $caps (list "NET_ADMIN" "NET_RAW") }}{{ end }}
 {{- range .Values.agent.extraCapabilities }}{{ $caps = append $caps . }}{{ end }}
 {{- toJson (uniq $caps) }}
 {{- end }}

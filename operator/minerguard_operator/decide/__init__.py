@@ -7,8 +7,9 @@ policy may still act destructively (:mod:`.breaker`), whether a detection repeat
 scan records (:mod:`.scanning`), what the statuses say (:mod:`.statuses`), whether this replica
 is the active one (:mod:`.peers`), how changed objects are marked (:mod:`.marks`), what a pod
 says about its containers' images (:mod:`.containers`), whether an isolation can be trusted to
-hold (:mod:`.isolation`) and how long to wait before retrying a failed API call
-(:mod:`.backoff`).
+hold (:mod:`.isolation`), how long to wait before retrying a failed API call
+(:mod:`.backoff`), and which CNI objects block a policy's pool traffic cluster-wide
+(:mod:`.network`, from :mod:`.pool_targets` and :mod:`.pool_scope`).
 :mod:`minerguard_operator.enforcer` and :mod:`minerguard_operator.keeper` carry the decisions
 out against the API.
 """

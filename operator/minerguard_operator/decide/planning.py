@@ -107,6 +107,16 @@ def plan(
     candidates = {p.name: p for p in covering if p.name != policy.name}
     applying, why_not = _applying([policy, *candidates.values()], target)
     if not applying:
+        # A namespace the policies exclude (kube-system) is still watched as their
+        # spec.systemNamespaces says: the agent reports there, and the response is an alert.
+        views = (p.system_view("runtime") for p in [policy, *candidates.values()])
+        watching, _ = _applying([v for v in views if v is not None], target)
+        if watching:
+            return _alert_only(
+                Phase.ALERTED,
+                f"namespace {target.namespace} is excluded by "
+                f'"{watching[0].name}": alert only (spec.systemNamespaces)',
+            )
         return Plan((), Phase.SKIPPED, why_not[policy.name])
     strictest = applying[0]
     acting = [p for p in applying if p.enforcing]

@@ -59,6 +59,7 @@ print(json.dumps({{
     "pip": importlib.util.find_spec("pip") is not None,
     "operator": importlib.util.find_spec("minerguard_operator.handlers").origin,
     "old_operator_copy": os.path.exists("/opt/minerguard/operator"),
+    "nft": shutil.which("nft"),
 }}))
 """
 
@@ -77,6 +78,7 @@ def test_the_image_runs_as_non_root_and_holds_no_compiler_or_pip(
     assert found["pip"] is False
     assert found["operator"].startswith("/opt/minerguard/lib/")
     assert found["old_operator_copy"] is False
+    assert found["nft"], "the agent's network layer blocks with nft, found on its PATH"
     assert image.entrypoint == ["minerguard"]
 
 
@@ -116,7 +118,7 @@ def test_the_webhook_denies_a_miner_over_tls_with_the_charts_confinement(
         )
 
     assert miner["allowed"] is False
-    assert "stratum+tcp://" in miner["status"]["message"]
+    assert "pool-url-loopback" in miner["status"]["message"]
     assert web["allowed"] is True
     assert recorded[0]["spec"]["layer"] == "Admission"
     assert confinement == Confinement(
@@ -201,7 +203,7 @@ def test_the_agent_reports_a_miner_like_process_in_another_container(
             confinement = Confinement.of(agent.pid)
 
     pod_uid, container_id = pod_and_container(miner.cgroups_path)
-    assert "pool-url" in {reason["signal"] for reason in found["spec"]["reasons"]}
+    assert "pool-url-loopback" in {reason["signal"] for reason in found["spec"]["reasons"]}
     assert found["spec"]["podUID"] == pod_uid
     assert found["spec"]["evidence"]["containerID"] == container_id
     assert (confinement.uid, confinement.read_only_root) == (0, True)

@@ -92,7 +92,7 @@ def test_the_webhook_denies_a_miner_pod_over_tls(venv: Virtualenv, tmp_path: Pat
         miner = client.post("/validate", json=review(MINER_POD)).json()["response"]
         web = client.post("/validate", json=review(WEB_POD)).json()["response"]
     assert miner["allowed"] is False
-    assert "stratum+tcp://" in miner["status"]["message"]
+    assert "pool-url-loopback" in miner["status"]["message"]
     assert web["allowed"] is True
 
 
@@ -140,4 +140,4 @@ def test_the_agent_reports_a_miner_like_process(venv: Virtualenv) -> None:
     detections = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     (found,) = [d for d in detections if d["spec"]["evidence"].get("pid") == miner.pid]
     assert found["kind"] == "MinerDetection"
-    assert "pool-url" in {reason["signal"] for reason in found["spec"]["reasons"]}
+    assert "pool-url-loopback" in {reason["signal"] for reason in found["spec"]["reasons"]}

@@ -16,6 +16,8 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from tests import support
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "minerguard"
 PROFILES = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
@@ -134,31 +136,5 @@ def crd_json_schema(kind: str) -> dict[str, Any]:
 
 
 def _as_json_schema(node: Any) -> Any:
-    """Turn a structural OpenAPI v3 schema into a strict JSON schema (draft 7).
-
-    `nullable` becomes a null type; objects with `properties` and neither `additionalProperties`
-    nor `x-kubernetes-preserve-unknown-fields` refuse unknown fields (the API server would prune
-    them silently, which in a policy means a setting that never takes effect).
-    """
-    if isinstance(node, list):
-        return [_as_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _as_json_schema(value) for key, value in node.items()}
-    if out.pop("nullable", False) and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if out.pop("x-kubernetes-int-or-string", False):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    for bound in ("Minimum", "Maximum"):
-        if out.get(f"exclusive{bound}") is True:
-            out[f"exclusive{bound}"] = out.pop(bound.lower())
-        elif out.get(f"exclusive{bound}") is False:
-            del out[f"exclusive{bound}"]
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
+    """A structural OpenAPI v3 schema as a strict JSON schema (see :func:`support.json_schema`)."""
+    return support.json_schema(node)

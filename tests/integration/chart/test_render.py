@@ -83,6 +83,8 @@ def test_every_namespaced_object_goes_into_the_target_namespace(profile: str) ->
             assert namespace is None, f"{manifest.kind}/{manifest.name}"
         elif manifest.name.endswith("-dashboard") and dashboard_ns:
             assert namespace == dashboard_ns
+        elif manifest.template.endswith("/dns-sinkhole.yaml"):  # where CoreDNS reads it
+            assert namespace == rendered.values["dns"]["sinkhole"]["namespace"]
         else:
             assert namespace == chart.target_namespace(rendered), f"{manifest.kind}/{manifest.name}"
 

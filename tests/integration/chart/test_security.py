@@ -32,12 +32,16 @@ def _agent_container(ds: Any) -> Any:
     return container
 
 
-def _webhooks(rendered: chart.Render) -> list[Any]:
+SYSTEM_ENTRY = "system.validate.minerguard.io"
+
+
+def _webhooks(rendered: chart.Render, *, system: bool = False) -> list[Any]:
+    """The ordinary entries; with ``system``, the system namespaces' entry too."""
     vwc = chart.typed(
         client.V1ValidatingWebhookConfiguration, rendered.one("ValidatingWebhookConfiguration")
     )
     assert vwc.webhooks
-    return list(vwc.webhooks)
+    return [w for w in vwc.webhooks if system or w.name != SYSTEM_ENTRY]
 
 
 def test_the_agent_is_not_privileged_by_default() -> None:
@@ -91,6 +95,21 @@ def test_only_the_fanotify_feature_grants_sys_admin(profile: str) -> None:
         assert "SYS_ADMIN" not in caps.security_context.capabilities.add
 
 
+def test_the_network_feature_adds_net_admin_and_net_raw_only_when_asked() -> None:
+    features = {"procConnector": False, "killProcess": False, "fanotify": False}
+    context = _agent_container(_agent({"agent": {"features": features}})).security_context
+    assert "NET_RAW" not in context.capabilities.add
+    ds = _agent({"agent": {"features": {**features, "network": True}}})
+    container = _agent_container(ds)
+    assert set(container.security_context.capabilities.add) == _BASE_CAPS | {
+        "NET_ADMIN",
+        "NET_RAW",
+    }
+    assert {"name": "MINERGUARD_AGENT_NETWORK", "value": "true"} in [
+        {"name": e.name, "value": e.value} for e in container.env
+    ]
+
+
 def test_each_capability_follows_its_feature() -> None:
     features = {"procConnector": False, "killProcess": False, "fanotify": False}
     ds = _agent({"agent": {"features": features}})
@@ -126,7 +145,9 @@ def _assert_restricted(pod: Any, name: str) -> None:
 
 
 @pytest.mark.parametrize("profile", chart.PROFILES)
-def test_the_webhook_never_sees_kube_system_or_its_own_namespace(profile: str) -> None:
+def test_only_the_system_entry_sees_kube_system_and_none_sees_its_own_namespace(
+    profile: str,
+) -> None:
     rendered = chart.render_profile(profile)
     expected = {"kube-system", chart.target_namespace(rendered), rendered.namespace}
     expected |= set(rendered.values["excludedNamespaces"])
@@ -137,6 +158,14 @@ def test_the_webhook_never_sees_kube_system_or_its_own_namespace(profile: str) -
         assert expression.key == "kubernetes.io/metadata.name"
         assert expression.operator == "NotIn"
         assert set(expression.values) == expected
+    # The system namespaces' entry (failurePolicy Ignore) sees the excluded namespaces, never
+    # the one minerguard runs in.
+    for webhook in _webhooks(rendered, system=True):
+        if webhook.name == SYSTEM_ENTRY:
+            assert webhook.failure_policy == "Ignore"
+            (expression,) = webhook.namespace_selector.match_expressions
+            assert expression.operator == "In"
+            assert set(expression.values) == expected - {chart.target_namespace(rendered)}
 
 
 @pytest.mark.parametrize("profile", chart.PROFILES)
@@ -213,10 +242,11 @@ def test_match_conditions_skip_unchanged_updates_and_can_be_turned_off() -> None
     assert conditions == {
         "pods.validate.minerguard.io": ["spec-changed"],
         "workloads.validate.minerguard.io": ["template-changed"],
+        "crds.validate.minerguard.io": ["spec-changed"],
         "exec.validate.minerguard.io": [],
     }
     off = chart.render({"webhook": {"skipUnchangedUpdates": False}})
-    assert all(not w.match_conditions for w in _webhooks(off))
+    assert all(not w.match_conditions for w in _webhooks(off, system=True))
 
 
 def test_the_webhook_deployment_is_highly_available() -> None:

@@ -294,7 +294,7 @@ def test_a_containerd_container_from_a_registry_image_is_attributed_and_reported
     assert found.cgroup.endswith(f"kubepods/besteffort/pod{pod.uid}/{pod.container_id}")
     assert found.executable == "/bin/busybox"
     signals = {r.signal for r in found.reasons}
-    assert "pool-url" in signals
+    assert "pool-url-loopback" in signals  # the test pool is on loopback
     assert "not-in-image" not in signals
     assert shipped.upper_layer is False, "the image's own busybox is in a lower layer"
 
@@ -332,9 +332,9 @@ def test_a_binary_dropped_into_a_containerd_container_is_not_in_its_image(
     assert shipped_snaps, "the shipped busybox shell was not found"
     assert all(s.upper_layer is False for s in shipped_snaps)
     assert (dropped.pod_uid, dropped.container_id) == (pod.uid, pod.container_id)
-    assert {"not-in-image", "pool-url"} <= {r.signal for r in dropped.reasons}
+    assert {"not-in-image", "pool-url-loopback"} <= {r.signal for r in dropped.reasons}
     assert shipped.executable == "/bin/busybox"
-    assert "pool-url" in {r.signal for r in shipped.reasons}
+    assert "pool-url-loopback" in {r.signal for r in shipped.reasons}
     for finding in findings:
         if finding.executable == "/bin/busybox":
             assert "not-in-image" not in {r.signal for r in finding.reasons}, finding.summary
@@ -364,7 +364,7 @@ def test_kill_process_kills_the_miner_in_a_containerd_container(
             what="containerd to see its task stop",
         )
     assert (found.pod_uid, found.container_id) == (pod.uid, pod.container_id)
-    assert "pool-url" in {r.signal for r in found.reasons}
+    assert "pool-url-loopback" in {r.signal for r in found.reasons}
     assert found.actions_taken, found.summary
     assert found.actions_taken[0].startswith("KillProcess: killed"), found.actions_taken
     assert gone_after < 5, f"the miner lived {gone_after:.1f} s"

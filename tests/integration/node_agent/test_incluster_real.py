@@ -161,7 +161,7 @@ def test_a_miner_in_a_pod_on_this_node_is_written_as_a_detection_and_an_event(
     assert "minerguard_agent_rss_bytes" in text
 
 
-def test_the_agent_itself_excluded_namespaces_and_other_nodes_pods_are_left_alone(
+def test_the_agent_itself_and_other_nodes_pods_are_left_alone_and_kube_system_only_alerted(
     kube: EmulatorThread, pods: list[Pod], pool: StratumPool, renamed_miner: str
 ) -> None:
     own, system, reported = Pod(), Pod(), Pod()
@@ -179,12 +179,15 @@ def test_the_agent_itself_excluded_namespaces_and_other_nodes_pods_are_left_alon
         assert own.uid in agent.ignore_pods
         procs = [p.spawn(miner_argv(renamed_miner, 2, pool.port)) for p in (own, system, reported)]
         wait_for(lambda: kube.objects(DETECTIONS, "apps"), what="a detection in apps")
+        wait_for(lambda: kube.objects(DETECTIONS, "kube-system"), what="one in kube-system")
         for proc in procs:
             proc.wait(timeout=10)
         assert agent.reporter.flush(5)
-    names = [d["spec"]["podName"] for d in kube.objects(DETECTIONS)]
-    assert names == ["local"]
-    assert kube.objects("v1/events", "kube-system") == []
+    names = sorted(d["spec"]["podName"] for d in kube.objects(DETECTIONS))
+    assert names == ["kube-proxy-1", "local"]
+    # kube-system is excluded by the policy, and still watched (spec.systemNamespaces): an alert.
+    (excluded,) = kube.objects(DETECTIONS, "kube-system")
+    assert excluded["spec"]["actionsRequested"] == ["Alert"]
     assert kube.objects("v1/events", "minerguard") == []
 
 

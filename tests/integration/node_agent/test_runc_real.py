@@ -117,7 +117,7 @@ def test_a_runc_container_process_is_attributed_and_its_miner_command_reported(
         assert Path(f"/proc/{pid}/ns/pid").readlink() != Path("/proc/self/ns/pid").readlink()
     assert found.container_id == pod.container_id
     assert found.executable == "/bin/busybox"
-    assert "pool-url" in {r.signal for r in found.reasons}
+    assert "pool-url-loopback" in {r.signal for r in found.reasons}  # a loopback pool
 
 
 # busybox picks its applet by argv[0], so the copy runs as "sleep" under its own file name.

@@ -224,8 +224,9 @@ def test_excluded_namespaces_and_exempt_pods_are_never_touched(
         cluster.detection("d-infra", "p-infra", "infra")
         cluster.detection("d-research", "p-research")
         infra, research = cluster.settled("d-infra", "infra"), cluster.settled("d-research")
-    assert infra["phase"] == "Skipped"
-    assert "not covered" in infra["message"]
+    # Excluded, but still watched as spec.systemNamespaces says: alerted, never acted on.
+    assert infra["phase"] == "Alerted"
+    assert "alert only (spec.systemNamespaces)" in infra["message"]
     assert research["phase"] == "Skipped"
     assert research["message"] == "exempt: pod labels are exempt"
     assert cluster.exists("Pod", "p-infra", "infra")

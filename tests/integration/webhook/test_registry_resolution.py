@@ -59,8 +59,15 @@ def test_benign_images_and_overriding_commands_are_allowed(
     server = strict(serve, images, tmp_path)
     benign = server.review(review(pod(container(images.ref("benign/web:1")))))
     assert benign == {"uid": benign["uid"], "allowed": True}
-    replaced = pod(container(images.ref("miners/xmrig:6.21"), command=["/bin/sleep", "1d"]))
+    # A command the pod sets replaces the image's miner (Entrypoint and Cmd): nothing of it runs.
+    replaced = pod(container(images.ref("miners/cmdonly:1"), command=["/bin/sleep", "1d"]))
     assert server.review(review(replaced))["allowed"] is True
+    # ...unless the image's name gives it away: a repository named after a miner is refused
+    # whatever command the pod sets (issue 12, image-name heuristics).
+    named = pod(container(images.ref("miners/xmrig:6.21"), command=["/bin/sleep", "1d"]))
+    answer = server.review(review(named))
+    assert answer["allowed"] is False
+    assert "image-name" in answer["status"]["message"]
     args_only = pod(container(images.ref("miners/cmdonly:1"), args=["--version"]))
     assert server.review(review(args_only))["allowed"] is True
 

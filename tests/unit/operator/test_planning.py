@@ -70,6 +70,13 @@ def test_alert_only_policies_do_not_count_as_destructive() -> None:
             policy(excludedNamespaces=["apps"]),
             TARGET,
             {},
+            Phase.ALERTED,
+            'namespace apps is excluded by "guard": alert only (spec.systemNamespaces)',
+        ),
+        (
+            policy(excludedNamespaces=["apps"], systemNamespaces={"runtime": "Off"}),
+            TARGET,
+            {},
             Phase.SKIPPED,
             'namespace apps is not covered by "guard"',
         ),

@@ -107,13 +107,14 @@ def test_base64_encoded_commands_are_decoded(eng: engine.Engine) -> None:
     payload = base64.b64encode(b"./x -o stratum+tcp://h.example:1 --donate-level 1").decode()
     verdict = score(eng, "sh", "-c", f"echo {payload} | base64 -d | sh")
     assert verdict.matched
-    assert all("(base64)" in s.where for s in verdict.signals)
+    assert {s.where for s in verdict.signals} == {"command (sh -c, base64)"}
 
 
 def test_env_only_configuration_is_seen(eng: engine.Engine) -> None:
     verdict = score(eng, "/entrypoint", env=(("WALLET", WALLET), ("POOL", "supportxmr.com:3333")))
     assert verdict.matched
-    assert {s.where for s in verdict.signals} == {"env WALLET", "env POOL"}
+    found = {s.where for s in verdict.signals if not s.name.startswith("rule/")}
+    assert found == {"env WALLET", "env POOL"}
 
 
 def test_config_file_text_is_seen(eng: engine.Engine) -> None:
