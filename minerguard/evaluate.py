@@ -255,28 +255,52 @@ def _shown(argv: tuple[str, ...], secrets: Sequence[str]) -> tuple[str, ...]:
     return tuple(references.redact(word, secrets) for word in argv) if secrets else argv
 
 
-def with_problems(
+WHOLE_OBJECT = podspec.Container(
+    name="(object)",
+    kind=podspec.ContainerKind.CONTAINER,
+    image="",
+    command=None,
+    args=None,
+    env=(),
+)
+"""Stands for the part of an object that was not read, in a message."""
+
+
+def with_unread(
     decision: Decision,
-    problems: Sequence[references.Problem],
     *,
+    problems: Sequence[references.Problem] = (),
+    workload: workloads.Workload | None = None,
     containers: Sequence[podspec.Container],
     namespace: str | None,
     namespace_labels: Mapping[str, str],
     policies: Sequence[CompiledPolicy],
 ) -> Decision:
-    """The decision, plus an unverified container per covering policy for each reference
-    that could not be resolved: what could not be read is named, never taken as empty.
-    """  # noqa: D205
-    if not problems:
+    """The decision, plus what could not be read, as unverified per covering policy.
+
+    A reference that could not be resolved is named, never taken as empty. An object a bound
+    stopped us reading whole (``workload.incomplete``: an Argo workflow padded past its
+    template bound, a pod template deeper than the shape finder looks) is refused like a
+    container past the judging budget, wherever a covering policy refuses miners: what was not
+    read may hold a miner.
+    """
+    cut = workload.incomplete if workload is not None else None
+    if not problems and cut is None:
         return decision
+    covering = [
+        policy
+        for policy in by_strictness(policies)
+        if policy.covers_namespace(namespace, namespace_labels)
+    ]
     by_name = {c.name: c for c in containers}
     added = [
         Unverified(policy, by_name[p.container], p.what, reference=True, soft=p.soft)
-        for policy in by_strictness(policies)
-        if policy.covers_namespace(namespace, namespace_labels)
+        for policy in covering
         for p in problems
         if p.container in by_name
     ]
+    if cut is not None:
+        added += [Unverified(policy, WHOLE_OBJECT, cut, unexamined=True) for policy in covering]
     return Decision(
         decision.findings, (*decision.unverified, *added), decision.exempt, decision.policies
     )
@@ -323,48 +347,12 @@ def evaluate_object(
         image_configs=image_configs,
         image_errors=image_errors,
     )
-    decision = with_problems(
+    return with_unread(
         decision,
-        problems,
+        problems=problems,
+        workload=workload,
         containers=containers,
         namespace=namespace,
         namespace_labels=labels,
         policies=policies,
-    )
-    return not_read_whole(decision, workload, namespace, labels, policies)
-
-
-WHOLE_OBJECT = podspec.Container(
-    name="(object)",
-    kind=podspec.ContainerKind.CONTAINER,
-    image="",
-    command=None,
-    args=None,
-    env=(),
-)
-"""Stands for the part of an object that was not read, in a message."""
-
-
-def not_read_whole(
-    decision: Decision,
-    workload: workloads.Workload,
-    namespace: str | None,
-    namespace_labels: Mapping[str, str],
-    policies: Sequence[CompiledPolicy],
-) -> Decision:
-    """The decision, refusing an object a bound stopped us reading whole.
-
-    What was not read may hold a miner (padding an Argo workflow past its template bound, a
-    pod template hidden deeper than the shape finder looks), so it is refused like a container
-    past the judging budget: wherever a covering policy refuses miners.
-    """
-    if workload.incomplete is None:
-        return decision
-    added = tuple(
-        Unverified(policy, WHOLE_OBJECT, workload.incomplete, unexamined=True)
-        for policy in by_strictness(policies)
-        if policy.covers_namespace(namespace, namespace_labels)
-    )
-    return Decision(
-        decision.findings, (*decision.unverified, *added), decision.exempt, decision.policies
     )

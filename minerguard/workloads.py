@@ -69,7 +69,7 @@ class Workload:
     incomplete: str | None = None
     """Why part of the object was not read (a bound was reached): what was not read may hold a
     miner, so callers refuse it wherever the policy refuses miners
-    (:func:`minerguard.evaluate.not_read_whole`)."""
+    (:func:`minerguard.evaluate.with_unread`)."""
 
 
 Reader = Callable[[Obj], Workload]

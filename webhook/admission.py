@@ -27,9 +27,8 @@ from minerguard.evaluate import (
     Decision,
     Finding,
     Unverified,
-    not_read_whole,
     redacted,
-    with_problems,
+    with_unread,
 )
 from minerguard.signatures.engine import Subject
 from webhook import audit, memo, platforms, referenced
@@ -268,16 +267,15 @@ class Reviewer:
             configs=configs,
             errors=failures,
         )
-        decision = with_problems(
+        decision = with_unread(
             decision,
-            problems,
+            problems=problems,
+            workload=workload,
             containers=containers,
             namespace=namespace,
             namespace_labels=labels,
             policies=policies,
         )
-        if workload is not None:  # a bound stopped the read: refused where a miner would be
-            decision = not_read_whole(decision, workload, namespace, labels, policies)
         return answer(decision, kind, platforms.unjudged(per_platform))
 
     async def _references(
@@ -409,9 +407,9 @@ class Reviewer:
             elif verdict.incomplete:
                 unexamined.append(Unverified(policy, container, UNEXAMINED, unexamined=True))
         decision = Decision(tuple(findings), tuple(unexamined), tuple(exempt), tuple(applied))
-        decision = with_problems(
+        decision = with_unread(
             decision,
-            problems,
+            problems=problems,
             containers=(container,),
             namespace=namespace,
             namespace_labels=ns_labels,

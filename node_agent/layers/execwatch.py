@@ -263,12 +263,34 @@ class ExecWatcher:
             f"{first.layer.lower()} in this pod (score {first.score:.2f})",
             first.score,
         )
-        return Finding(
-            layer=LAYER_EXEC,
+        return self._finding(
+            snap,
+            timestamp_ns,
             score=first.score,
             reasons=(reason, *first.reasons),
             policy=first.policy,
             mode=first.mode,
+            actions=first.actions_requested,
+        )
+
+    def _finding(
+        self,
+        snap: ProcessSnapshot,
+        timestamp_ns: int,
+        *,
+        score: float,
+        reasons: tuple[Reason, ...],
+        policy: str,
+        mode: str,
+        actions: tuple[str, ...],
+    ) -> Finding:
+        """An exec-layer finding about ``snap``, seen at ``timestamp_ns``."""
+        return Finding(
+            layer=LAYER_EXEC,
+            score=score,
+            reasons=reasons,
+            policy=policy,
+            mode=mode,
             observed_at=self._wall(),
             cgroup=snap.owner.cgroup_path,
             pod_uid=snap.owner.pod_uid,
@@ -277,7 +299,7 @@ class ExecWatcher:
             start_ticks=snap.start_ticks,
             executable=snap.exe.path if snap.exe else None,
             command_line=snap.command_line[:4096],
-            actions_requested=first.actions_requested,
+            actions_requested=actions,
             latency_s=(self._mono_ns() - timestamp_ns) / 1e9,
         )
 
@@ -366,23 +388,14 @@ class ExecWatcher:
         policy = agent_policy.strictest(detecting)
         score, reasons = verdicts[policy.name]
         self._counters.add("exec_detections")
-        latency = (self._mono_ns() - timestamp_ns) / 1e9
         if rescan:
             reasons = (*reasons, Reason("found-by-rescan", "seen by a /proc rescan", 0.0))
-        return Finding(
-            layer=LAYER_EXEC,
+        return self._finding(
+            snap,
+            timestamp_ns,
             score=score,
             reasons=reasons,
             policy=policy.name,
             mode=policy.mode,
-            observed_at=self._wall(),
-            cgroup=snap.owner.cgroup_path,
-            pod_uid=snap.owner.pod_uid,
-            container_id=snap.owner.container_id,
-            pid=snap.pid,
-            start_ticks=snap.start_ticks,
-            executable=snap.exe.path if snap.exe else None,
-            command_line=snap.command_line[:4096],
-            actions_requested=agent_policy.requested(detecting, score),
-            latency_s=latency,
+            actions=agent_policy.requested(detecting, score),
         )
