@@ -360,6 +360,8 @@ def _files(
     problem: Callable[..., None],
     secrets: list[str],
 ) -> tuple[tuple[str, str], ...]:
+    if not container.mounts:
+        return ()  # nothing mounted: no file to find, so no command line to evaluate for one
     named = _named_paths(container)
     if not named:
         return ()
