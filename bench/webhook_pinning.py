@@ -19,9 +19,10 @@ from typing import Any
 
 import orjson
 
+from minerguard.oci import registry
 from minerguard.podspec import ImageConfig
 from tests.support import policy
-from webhook import memo, metrics, pinning, registry, resolve, routes
+from webhook import memo, metrics, pinning, resolve, routes
 from webhook.admission import Reviewer
 from webhook.app import Services
 from webhook.settings import WebhookSettings

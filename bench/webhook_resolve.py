@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from minerguard.oci import egress, registry
 from tests.integration.webhook import oci
-from webhook import egress, registry, resolve
+from webhook import resolve
 
 
 def pct(values: list[float], q: float) -> float:

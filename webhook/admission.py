@@ -30,10 +30,10 @@ from minerguard.evaluate import (
     redacted,
     with_unread,
 )
+from minerguard.oci.registry import RUNNABLE_OS, Platform
 from minerguard.signatures.engine import Subject
 from webhook import audit, memo, platforms, referenced
 from webhook.cluster import Cluster
-from webhook.registry import RUNNABLE_OS, Platform
 from webhook.resolve import (
     ImageResolver,
     Keychain,

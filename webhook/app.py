@@ -23,15 +23,14 @@ from prometheus_client.registry import Collector
 from minerguard.compiled_policy import CompiledPolicy, load_policy_files
 from minerguard.kube.policy_watch import PolicyWatch
 from minerguard.kube.reporter import Reporter
+from minerguard.oci import egress, registry
 from webhook import (
     audit,
     bodies,
-    egress,
     memo,
     metrics,
     pinning,
     referenced,
-    registry,
     resolve,
     routes,
     tls,

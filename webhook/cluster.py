@@ -16,7 +16,7 @@ from typing import Any
 
 from minerguard.cache import BoundedCache, Clock
 from minerguard.kube import client, errors, workloads
-from webhook import auth
+from minerguard.oci import auth
 from webhook.resolve import Keychain
 
 log = logging.getLogger(__name__)

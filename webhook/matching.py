@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from webhook.registry import (
+from minerguard.oci.registry import (
     MAX_PLATFORMS,
     RUNNABLE_OS,
     BadImage,

@@ -40,7 +40,8 @@ import orjson
 
 from minerguard import podspec
 from minerguard.errors import UnsupportedObjectError
-from webhook import admission, references, registry, review
+from minerguard.oci import registry
+from webhook import admission, references, review
 from webhook.cluster import Cluster
 from webhook.resolve import ImageResolver, Keychain, KeychainLoader, PerPlatform, no_credentials
 from webhook.settings import WebhookSettings

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from minerguard import podspec
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.evaluate import Decision, Finding, Unverified
+from minerguard.oci.registry import MAX_PLATFORMS, RUNNABLE_OS
 from webhook.memo import DecisionMemo
-from webhook.registry import MAX_PLATFORMS, RUNNABLE_OS
 from webhook.resolve import PerPlatform, Variant
 
 Layer = tuple[dict[str, podspec.ImageConfig], dict[str, Variant]]

@@ -12,7 +12,7 @@ import functools
 import re
 
 from minerguard import images
-from webhook.registry import BadImage
+from minerguard.oci.registry import BadImage
 
 _HOST = re.compile(
     r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?|\[[0-9a-f:]+\](?::[0-9]{1,5})?"

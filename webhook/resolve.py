@@ -15,7 +15,7 @@ runtime's own rules (:mod:`webhook.matching`). Entries that all run the same thi
 one :class:`ImageConfig`, so the common multi-arch image costs nothing more than a single one.
 
 Caches are per tenant where it matters. What an image runs is cached by registry, repository
-and digest, with the set of credential identities (:func:`webhook.auth.identity`) that proved
+and digest, with the set of credential identities (:func:`minerguard.oci.auth.identity`) that proved
 to the registry they may read that digest. Anyone may be served an answer proven anonymously
 (no keychain is even loaded); anyone else is served only after the registry let *their*
 credentials read the manifest (one request; the config stays cached). Failures and in-flight
@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 
 from minerguard.cache import BoundedCache, Clock
 from minerguard.images import ImageRef
+from minerguard.oci import auth, registry
+from minerguard.oci.registry import Platform
 from minerguard.podspec import ImageConfig
-from webhook import auth, matching, references, registry
-from webhook.registry import Platform
+from webhook import matching, references
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class ImageResolver:
 
         ``platform`` None: the pod pins none, so an index answers for all its Linux entries.
         Who a requester is for the caches is the digest of the credentials its keychain
-        holds for each registry (:func:`webhook.auth.identity`), never a secret's name.
+        holds for each registry (:func:`minerguard.oci.auth.identity`), never a secret's name.
         """
         result = Resolution()
         pending: dict[str, asyncio.Future[Resolved]] = {}

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
+from minerguard.oci import auth, egress, registry
 from tests.integration.webhook import oci
-from webhook import auth, egress, registry, resolve
+from webhook import resolve
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import httpcore
 import pytest
 
+from minerguard.oci import auth, egress, registry
 from tests.integration.webhook import certs, oci
 from tests.integration.webhook.conftest import PKI, POOL, Server, policy_file
 from tests.integration.webhook.reviews import container, pod, review
-from webhook import auth, egress, registry, resolve
+from webhook import resolve
 
 pytestmark = pytest.mark.slow
 CREDS = auth.Credentials("puller", "pull-secret-pw")

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 
 import pytest
 
+from minerguard.oci import auth, egress, registry
 from tests.integration.webhook.conftest import Images, images  # noqa: F401 - the fixture
-from webhook import auth, egress, registry, resolve
+from webhook import resolve
 
 pytestmark = pytest.mark.slow
 PULLER = auth.Credentials("puller", "pull-secret-pw")

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from minerguard.oci import egress, registry
 from tests.integration.webhook import oci
 from tests.integration.webhook.conftest import Images
-from webhook import egress, registry, resolve
+from webhook import resolve
 
 LOOPBACK = egress.AddressPolicy(egress.LOOPBACK)
 

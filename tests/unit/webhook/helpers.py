@@ -11,8 +11,9 @@ from typing import Any
 from minerguard.api.detection import MinerDetection
 from minerguard.compiled_policy import CompiledPolicy
 from minerguard.kube.resources import EventSpec
+from minerguard.oci import registry
 from minerguard.podspec import ImageConfig
-from webhook import memo, registry, resolve, review
+from webhook import memo, resolve, review
 from webhook.admission import Reviewer
 from webhook.settings import WebhookSettings
 

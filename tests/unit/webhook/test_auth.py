@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from webhook import auth
+from minerguard.oci import auth
 
 
 def secret(document: object, kind: str = auth.DOCKERCONFIGJSON) -> dict[str, object]:

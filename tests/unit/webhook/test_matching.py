@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook import matching, registry
-from webhook.registry import Platform
+from minerguard.oci import registry
+from minerguard.oci.registry import Platform
+from webhook import matching
 
 
 def digest(n: int) -> str:

@@ -12,9 +12,10 @@ import jsonpointer
 import orjson
 import pytest
 
+from minerguard.oci import registry
 from minerguard.podspec import ImageConfig
 from tests.support import policy
-from webhook import pinning, registry, resolve
+from webhook import pinning, resolve
 from webhook.app import create_app
 from webhook.settings import WebhookSettings
 

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
+from minerguard.oci import registry
+from minerguard.oci.registry import Platform
 from minerguard.podspec import ImageConfig
 from tests.support import policy
 from tests.unit.webhook.helpers import CLOSED, Sink, container, pod, request
-from webhook import matching, memo, registry, resolve
+from webhook import matching, memo, resolve
 from webhook.admission import Reviewer, platform
-from webhook.registry import Platform
 from webhook.resolve import PerPlatform, Variant
 from webhook.settings import WebhookSettings
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import matching, references, registry
+from minerguard.oci import registry
+from webhook import matching, references
 
 
 @pytest.mark.parametrize(

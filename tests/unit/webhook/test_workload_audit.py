@@ -10,6 +10,7 @@ from typing import Any
 
 from minerguard import workloads
 from minerguard.compiled_policy import default_policy
+from minerguard.oci import registry
 from tests.unit.webhook.helpers import (
     CLOSED,
     MINER_COMMAND,
@@ -19,7 +20,7 @@ from tests.unit.webhook.helpers import (
     request,
     reviewer,
 )
-from webhook import memo, registry, resolve
+from webhook import memo, resolve
 from webhook.admission import Reviewer
 from webhook.settings import WebhookSettings
 

@@ -22,8 +22,8 @@ import orjson
 from minerguard import images
 from minerguard.cache import BoundedCache
 from minerguard.errors import MinerguardError
+from minerguard.oci import auth, egress
 from minerguard.podspec import ImageConfig
-from webhook import auth, egress
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -164,8 +164,8 @@ TokenKey = tuple[str, str, str, str, str]
 class RegistryClient:
     """Reads image configs over HTTPS (or plain HTTP for ``insecure`` HOST:PORTs).
 
-    Every connection goes through ``policy`` (:mod:`webhook.egress`): registries, token realms
-    and blob redirects alike. Credentials go only to the registry they were issued for and to
+    Every connection goes through ``policy`` (:mod:`minerguard.oci.egress`): registries, token
+    realms and blob redirects alike. Credentials go only to the registry they were issued for and to
     the token realm it names, and only over HTTPS (plain HTTP only to hosts configured
     insecure); a token goes back only to the registry whose challenge asked for it; a redirect
     is followed once, without any ``Authorization``.
