@@ -15,17 +15,19 @@ from minerguard import __version__
 
 COMPONENTS = {
     "scan": "minerguard.scan:main",
+    "investigate": "minerguard.report.cli:main",
     "signatures": "minerguard.signatures.table:main",
     "webhook": "webhook.cli:main",
     "agent": "node_agent.cli:main",
     "operator": "minerguard_operator.cli:main",
 }
 
-USAGE = f"""usage: minerguard {{scan,signatures,webhook,agent,operator}} [ARGS...]
+USAGE = f"""usage: minerguard {{scan,investigate,signatures,webhook,agent,operator}} [ARGS...]
 
 minerguard {__version__}: layered cryptominer defence for Kubernetes.
 
   scan      check manifests offline, exactly as admission would (exit 1 on deny)
+  investigate  show a MinerDetection's investigation and timeline (text, json or html)
   signatures  print the built-in bundle's scoring table (--table)
   webhook   serve the validating admission webhook over HTTPS
   agent     run the node agent (exec signatures and behaviour)

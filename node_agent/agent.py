@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node_agent.counters import Counters
+from node_agent.judge.ancestry import Investigator
 from node_agent.judge.pods import PodLookup
 from node_agent.kernel.container_files import FileReader
 from node_agent.kernel.events import EventSource
@@ -58,6 +59,7 @@ class Agent:
         gate: ExecGate | None = None,
         files: FileReader | None = None,
         network: NetworkLayer | None = None,
+        ancestry: Investigator | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -72,6 +74,7 @@ class Agent:
         self._gate = gate
         self._files = files
         self.network = network
+        self._ancestry = ancestry
         self._clock = clock
         self.findings: list[Finding] = []
         self.keep_findings = False
@@ -160,7 +163,9 @@ class Agent:
 
     def _deliver(self, findings: list[Finding]) -> None:
         for finding in findings:
-            acted = self._killer.act(finding)
+            # Who started it, before a kill takes the process (and its /proc) away.
+            described = finding if self._ancestry is None else self._ancestry.attach(finding)
+            acted = self._killer.act(described)
             if self.keep_findings:
                 self.findings.append(acted)
             try:

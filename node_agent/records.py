@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from minerguard.api import detection
+from minerguard.api import detection, investigation
 
 TCP_ESTABLISHED = 0x01
 """Kernel TCP states (``include/net/tcp_states.h``) as /proc/net/tcp shows them."""
@@ -77,6 +77,33 @@ class PodRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessLink:
+    """One ancestor of a reported process: who started it, as /proc showed it."""
+
+    pid: int
+    executable: str | None
+    command_line: str | None
+    started_at: float | None
+    """Epoch seconds (boot time plus the process's start ticks); None where unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ancestry:
+    """Who started a reported process and where its executable came from.
+
+    Read only when a finding is about to be reported (``judge.ancestry``), never per exec.
+    """
+
+    lineage: tuple[ProcessLink, ...]
+    """Ancestors in the container, parent first, up to its first process or the exec'd root."""
+    entry: investigation.Entry
+    executable_origin: investigation.ExecutableOrigin
+    downloaded_by: str | None = None
+    why: str = ""
+    """Why ``entry`` is Unknown, for a person (empty otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """What one layer concluded about one process or container, before it is reported."""
 
@@ -100,6 +127,8 @@ class Finding:
     actions_requested: tuple[str, ...] = ()
     actions_taken: tuple[str, ...] = field(default=())
     latency_s: float | None = None
+    ancestry: Ancestry | None = None
+    """Filled just before the finding is acted on and reported (never on the hot path)."""
 
     @property
     def summary(self) -> str:

@@ -18,6 +18,7 @@ from node_agent import errors
 from node_agent.agent import Agent, Schedule
 from node_agent.counters import Counters
 from node_agent.judge.agent_policy import AgentPolicies
+from node_agent.judge.ancestry import Investigator
 from node_agent.judge.exe_content import ExecutableContent
 from node_agent.judge.learned_pools import LearnedPools
 from node_agent.judge.lineage import Lineage
@@ -196,8 +197,9 @@ def build_agent(
     )
     if (why := container_files.unavailable()) is not None:
         log.warning("config files named by processes will not be read: %s", why)
+    cgroup_reader = CgroupReader(settings.cgroup_root)
     sampler = Sampler(
-        CgroupReader(settings.cgroup_root),
+        cgroup_reader,
         proc,
         policy_set,
         pods=lookup,
@@ -268,4 +270,5 @@ def build_agent(
         gate=gate,
         files=files,
         network=network,
+        ancestry=Investigator(proc, lineage, counters, cgroups=cgroup_reader),
     )

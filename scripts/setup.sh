@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry runc containerd busybox-static iproute2 nftables gcc prometheus buildah mmdebstrap umoci skopeo xxd curl)
+# chromium: the investigation report's HTML page is rendered in it (tests/integration/report).
+APT_PACKAGES=(docker-registry runc containerd busybox-static iproute2 nftables gcc prometheus buildah mmdebstrap umoci skopeo xxd curl chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +33,10 @@ NAMESPACES = "v1/x-namespaces"
 _NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(/[^/]+)?/?$")
 
 
+ACCESS_REVIEWS = "authorization.k8s.io/v1/subjectaccessreviews"
+"""SubjectAccessReviews: answered by a test's authorizer where one is set
+(:meth:`EmulatorThread.answer_access_reviews`); otherwise stored like any object, never answered."""
+
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """The API server's generateName alphabet (apimachinery's rand.String): 27**5 suffixes."""
 
@@ -44,6 +49,16 @@ class Emulator(kmock.KubernetesEmulator):
     """The emulator with metadata (generation too), 201 on create, watch=True and CRDs."""
 
     _rv = itertools.count(1)
+    authorizer: Callable[[dict[str, Any]], bool] | None = None
+    """The API server's authorizer for SubjectAccessReviews: spec in, allowed out."""
+
+    def _reviewed(self, request: Any) -> bool:
+        return (
+            self.authorizer is not None
+            and request.resource == ACCESS_REVIEWS
+            and request.action == kmock.action.CREATE
+            and isinstance(request.data, dict)
+        )
 
     async def __call__(self, raw_request: Any) -> Any:
         if raw_request.query.get("watch") in ("True", "1"):
@@ -67,6 +82,8 @@ class Emulator(kmock.KubernetesEmulator):
                 metadata = request.data.setdefault("metadata", {})
                 if request.namespace:
                     metadata.setdefault("namespace", request.namespace)
+                if self._reviewed(request):  # reviews have no name: each one is its own
+                    metadata.setdefault("name", f"review-{uuid.uuid4()}")
                 if "name" not in metadata and "generateName" in metadata:
                     metadata["name"] = metadata["generateName"] + _name_suffix()
                 metadata.setdefault("uid", str(uuid.uuid4()))
@@ -115,7 +132,11 @@ class Emulator(kmock.KubernetesEmulator):
                 yield event
 
     async def _serve_create(self, request: Any) -> Any:
-        return Response(status=201, payload=await super()._serve_create(request))
+        payload: Any = await super()._serve_create(request)
+        if self._reviewed(request) and self.authorizer is not None and isinstance(payload, dict):
+            spec = dict(request.data.get("spec") or {})
+            payload = {**payload, "status": {"allowed": bool(self.authorizer(spec))}}
+        return Response(status=201, payload=payload)
 
 
 def _selector(params: dict[str, str]) -> Any:
@@ -189,6 +210,13 @@ class EmulatorThread:
     ) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(10)
+
+    def answer_access_reviews(self, authorizer: Callable[[dict[str, Any]], bool] | None) -> None:
+        """Answer SubjectAccessReviews with ``authorizer(spec)`` (None: stop answering them).
+
+        The emulator has no authorizer of its own; this stands in for the API server's.
+        """
+        self.emu.authorizer = authorizer
 
     def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Stored objects of a resource (``'v1/pods'``, ``'minerguard.io/v1alpha1/...'``)."""

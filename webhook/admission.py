@@ -33,6 +33,7 @@ from minerguard.evaluate import (
 from minerguard.oci.registry import RUNNABLE_OS, Platform
 from minerguard.signatures.engine import Subject
 from webhook import audit, memo, platforms, referenced
+from webhook import sessions as exec_sessions
 from webhook.cluster import Cluster
 from webhook.resolve import (
     ImageResolver,
@@ -140,8 +141,10 @@ class Reviewer:
         clock: Callable[[], float] = time.monotonic,
         system: bool = False,
         objects: referenced.ObjectReader | None = None,
+        sessions: exec_sessions.Recorder | None = None,
     ) -> None:
         self._settings = settings
+        self._sessions = sessions
         self._objects = objects
         self._kinds = settings.workload_kinds()
         self.system = system
@@ -333,13 +336,45 @@ class Reviewer:
         return load
 
     async def _connect(self, request: AdmissionRequest, started: float) -> Answer:
-        """``kubectl exec`` judges the command; ``kubectl attach`` the container attached to."""
+        """Judge a CONNECT, and record the session whatever the verdict (never awaited)."""
         options = request.object if isinstance(request.object, Mapping) else {}
         namespace = request.namespace or None
         pod: Mapping[str, Any] | None = None
         if self._cluster is not None and namespace and request.name:
             pod = await self._cluster.pod(namespace, request.name, self._left(started, 2.0))
         target = _target(pod, options.get("container"))
+        secrets: list[str] = []
+        result = await self._judge_connect(
+            request, started, options=options, pod=pod, target=target, secrets=secrets
+        )
+        if self._sessions is not None:
+            named = options.get("container")
+            self._sessions.record(
+                request,
+                allowed=result.allowed,
+                pod=pod,
+                container=str(named) if named else (target.name if target else None),
+                secrets=secrets,
+                refusal=result.message,
+            )
+        return result
+
+    async def _judge_connect(
+        self,
+        request: AdmissionRequest,
+        started: float,
+        *,
+        options: Mapping[str, Any],
+        pod: Mapping[str, Any] | None,
+        target: podspec.Container | None,
+        secrets: list[str],
+    ) -> Answer:
+        """``kubectl exec`` judges the command; ``kubectl attach`` the container attached to.
+
+        ``secrets`` receives the Secret values the command's files were read from, so the
+        session's trace never quotes them.
+        """
+        namespace = request.namespace or None
         kind = "PodExecOptions" if request.sub_resource == "exec" else "PodAttachOptions"
         if request.sub_resource == "attach":
             if pod is None or target is None:
@@ -381,6 +416,7 @@ class Reviewer:
                 podspec.pod_metadata(pod),
                 started,
             )
+            secrets.extend(container.secrets)
         subject = Subject(
             argv=argv,
             texts=tuple(text for _, text in container.files),

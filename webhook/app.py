@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -33,6 +34,7 @@ from webhook import (
     referenced,
     resolve,
     routes,
+    sessions,
     tls,
 )
 from webhook.admission import Reviewer
@@ -57,6 +59,8 @@ class Services:
     system_reviewer: Reviewer | None = None
     """Answers ``/validate/system``, the system namespaces' entry (conclusive evidence only)."""
     configmaps: referenced.ConfigMapWatch | None = None
+    session_reporter: Reporter | None = None
+    """Writes the exec-session Events: a queue of its own, so execs never crowd detections out."""
     bodies: bodies.Budgets = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +179,7 @@ def _start(
             kube, watch=configmaps, secret_ttl=settings.secret_cache_ttl
         )
         series.registry.register(referenced.ReadCounts(objects))
+    session_reporter, recorder = _sessions(settings, kube, series)
     reviewer = Reviewer(
         settings,
         current,
@@ -182,6 +187,7 @@ def _start(
         cluster=cluster,
         sink=sink,
         objects=objects,
+        sessions=recorder,
     )
     system_reviewer = Reviewer(
         settings.for_system_entry(),
@@ -191,6 +197,7 @@ def _start(
         sink=sink,
         system=True,
         objects=objects,
+        sessions=recorder,
     )
     pinner = pinning.Pinner(settings, resolver, cluster=cluster)
     return Services(
@@ -203,7 +210,32 @@ def _start(
         pinner=pinner,
         system_reviewer=system_reviewer,
         configmaps=configmaps,
+        session_reporter=session_reporter,
     )
+
+
+def _sessions(
+    settings: WebhookSettings, kube: ApiFactory | None, series: metrics.Metrics
+) -> tuple[Reporter | None, sessions.Recorder | None]:
+    """The exec-session recorder and its writer; none without a cluster or when disabled."""
+    if kube is None or not settings.exec_sessions:
+        return None, None
+    writer = Reporter(
+        kube,
+        capacity=settings.exec_session_capacity,
+        source="webhook",
+        event_timeout=settings.exec_session_timeout,
+    )
+    series.watch_sessions(writer)
+    recorder = sessions.Recorder(
+        writer,
+        instance=settings.pod_name or socket.gethostname(),
+        rate=settings.exec_session_rate,
+        burst=settings.exec_session_burst,
+        authenticated=settings.caller_authenticated,
+        observe=series.exec_session,
+    )
+    return writer, recorder
 
 
 async def _stop(services: Services) -> None:
@@ -213,6 +245,8 @@ async def _stop(services: Services) -> None:
         services.configmaps.stop(timeout=1.0)
     if services.reporter is not None:
         await asyncio.to_thread(services.reporter.close, 5.0)
+    if services.session_reporter is not None:
+        await asyncio.to_thread(services.session_reporter.close, 1.0)
     await services.resolver.client.aclose()
 
 

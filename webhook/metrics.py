@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
@@ -48,6 +48,41 @@ class _ReporterCollector(Collector):
         ):
             family = CounterMetricFamily(f"minerguard_webhook_detections_{name}", text)
             family.add_metric([], read())
+            yield family
+
+
+class SessionWriter(Protocol):
+    """The counters of the exec-session Events' writer (a Reporter)."""
+
+    @property
+    def events_written(self) -> int:
+        """Events written."""
+        ...
+
+    @property
+    def retried(self) -> int:
+        """Writes retried while the API was unavailable."""
+        ...
+
+    @property
+    def failed(self) -> int:
+        """Writes the API refused for good."""
+        ...
+
+
+class _SessionWriterCollector(Collector):
+    def __init__(self, writer: SessionWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        writer = self._writer
+        for name, value, text in (
+            ("written", writer.events_written, "Exec-session Events written to the API"),
+            ("retried", writer.retried, "Exec-session Event writes retried (API unavailable)"),
+            ("failed", writer.failed, "Exec-session Events the API refused"),
+        ):
+            family = CounterMetricFamily(f"minerguard_webhook_exec_session_events_{name}", text)
+            family.add_metric([], value)
             yield family
 
 
@@ -102,6 +137,14 @@ class Metrics:
             registry=r,
         )
         self.policies = Gauge("minerguard_webhook_policies", "MinerPolicies in force", registry=r)
+        self.exec_sessions = Counter(
+            "minerguard_webhook_exec_sessions",
+            "kubectl exec/attach sessions reviewed, by what became of their ExecSession Event: "
+            "queued, rate_limited (over the per-second cap), queue_full (the API is down or "
+            "slow), unnamed (no pod named)",
+            ["result"],
+            registry=r,
+        )
         r.register(_ReporterCollector(reporter))
         self._children: dict[tuple[str, str, str, bool], Any] = {}
 
@@ -120,6 +163,14 @@ class Metrics:
                 self._children[key] = child
         child.inc()
         self.review_seconds.observe(seconds)
+
+    def exec_session(self, result: str) -> None:
+        """Count one reviewed exec/attach session by what became of its Event."""
+        self.exec_sessions.labels(result).inc()
+
+    def watch_sessions(self, writer: SessionWriter) -> None:
+        """Export the exec-session writer's counters (written, retried, failed)."""
+        self.registry.register(_SessionWriterCollector(writer))
 
     def resolution(self, outcome: resolve.Outcome) -> None:
         """Count one image look-up."""

@@ -1,5 +1,9 @@
 """``POST /mutate``: pin each image a pod names by tag to the digest the webhook judged.
 
+``/mutate`` also writes the ``minerguard.io/created-by`` stamp (:mod:`webhook.stamping`) when
+``stamp_creator`` is on: one endpoint, one JSONPatch holding both parts, each only when its
+setting (and its webhook entry in the chart) is on. Pinning's behaviour is unchanged by it.
+
 A tag is a pointer the registry may move at any time, and a registry may answer the webhook
 and the kubelet differently (it sees their User-Agents). Judging ``app:1`` therefore says
 nothing about what a node pulls for ``app:1`` a second later. Pinned, the pod names
@@ -38,10 +42,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from minerguard import podspec
+from minerguard import podspec, timestamps
 from minerguard.errors import UnsupportedObjectError
 from minerguard.oci import registry
-from webhook import admission, references, review
+from webhook import admission, references, review, stamping
 from webhook.cluster import Cluster
 from webhook.resolve import ImageResolver, Keychain, KeychainLoader, PerPlatform, no_credentials
 from webhook.settings import WebhookSettings
@@ -133,7 +137,7 @@ def patch(found: Sequence[Slot], digests: Mapping[str, str]) -> list[dict[str, s
 class Pins:
     """What ``/mutate`` answers: the patch, and warnings about images left unpinned."""
 
-    operations: tuple[dict[str, str], ...] = ()
+    operations: tuple[dict[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -258,9 +262,10 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
     except review.ReviewError as err:
         services.metrics.bad_requests.labels("not_a_review").inc()
         return 400, review.error_body(str(err))
-    pinner = services.pinner
+    settings = services.settings
+    pinner = services.pinner if settings.pin_digests else None
     try:
-        async with asyncio.timeout(services.settings.deadline):
+        async with asyncio.timeout(settings.deadline):
             pins = await pinner.pin(request) if pinner is not None else NOTHING
     except TimeoutError:
         pins = Pins(warnings=("minerguard: images not pinned: the lookup ran out of time",))
@@ -268,4 +273,7 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
         services.metrics.internal_errors.inc()
         log.exception("pinning %s failed", request.uid)
         pins = Pins(warnings=("minerguard: images not pinned: internal error (logged)",))
+    if settings.stamp_creator:  # pure and bounded: whatever pinning did, the stamp is written
+        stamped = stamping.operations(request, timestamps.now())
+        pins = Pins((*pins.operations, *stamped), pins.warnings)
     return 200, response(request.uid, pins)

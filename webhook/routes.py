@@ -8,7 +8,8 @@ same function when the middleware is absent). A decision is always a 200 Admissi
 deny is ``allowed: false``); only a body that is not an AdmissionReview v1 gets a 4xx with a
 message saying what is wrong. An unexpected failure inside a review is answered as a
 refusal, the way ``failurePolicy: Fail`` would treat it, and counted.
-``/mutate`` pins images to the digests judged (:mod:`webhook.pinning`) and never refuses.
+``/mutate`` pins images to the digests judged (:mod:`webhook.pinning`) and stamps who created
+pods and workloads (:mod:`webhook.stamping`); it never refuses.
 
 No client can exhaust a worker: requests arrive under a deadline or their connection is
 closed (:mod:`webhook.connections`), bodies are read under a size cap and a memory budget

@@ -218,6 +218,43 @@ class WebhookSettings(BaseSettings):
         default=30.0, ge=0, description="Ready on fallback policies if the cluster has not synced."
     )
     reporter_capacity: int = Field(default=1000, ge=1)
+    pin_digests: bool = Field(
+        default=True,
+        description=(
+            "/mutate pins pods' images to digests (the chart sets it from "
+            "webhook.pinDigests.enabled, since /mutate also serves the creator stamp)."
+        ),
+    )
+    stamp_creator: bool = Field(
+        default=False,
+        description=(
+            "/mutate stamps minerguard.io/created-by on CREATE of pods and workloads: the "
+            "requester's user and groups, replacing any value the object was sent with."
+        ),
+    )
+    exec_sessions: bool = Field(
+        default=True,
+        description=(
+            "Record every kubectl exec/attach the webhook reviews, allowed or denied, as an "
+            "ExecSession Event on the pod (who, when, which container, the command)."
+        ),
+    )
+    exec_session_rate: float = Field(
+        default=20.0,
+        gt=0,
+        description="Exec-session Events written per second at most (beyond: dropped, counted).",
+    )
+    exec_session_burst: int = Field(
+        default=100, ge=1, description="Exec-session Events written at once before the rate holds."
+    )
+    exec_session_capacity: int = Field(
+        default=500,
+        ge=1,
+        description="Exec-session Events queued while the API is slow; beyond: dropped, counted.",
+    )
+    exec_session_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds one exec-session Event write may take."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("insecure_registries")

@@ -40,6 +40,8 @@ _PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Reason", "type": "string", "jsonPath": ".spec.reasons[0].signal"},
         {"name": "Score", "type": "number", "jsonPath": ".spec.score"},
         {"name": "Action", "type": "string", "jsonPath": ".status.action"},
+        {"name": "Origin", "type": "string", "jsonPath": ".status.investigation.origin"},
+        {"name": "Via", "type": "string", "jsonPath": ".status.investigation.via"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Seen", "type": "integer", "jsonPath": ".status.occurrences", "priority": 1},
         {"name": "Last", "type": "date", "jsonPath": ".status.lastSeen", "priority": 1},

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from minerguard.api.investigation import Entry, ExecutableOrigin, Investigation
 from minerguard.api.meta import ApiModel, ObjectMeta, ResourceInfo
 from minerguard.api.policy import RuntimeAction
 
@@ -100,6 +101,15 @@ class Connection(ApiModel):
     )
 
 
+class ProcessLink(ApiModel):
+    """One ancestor of the offending process, as the node agent saw it."""
+
+    pid: int
+    executable: str | None = None
+    command_line: str | None = None
+    started_at: str | None = None
+
+
 class Evidence(ApiModel):
     """What the node saw, where the layer saw a process."""
 
@@ -112,6 +122,27 @@ class Evidence(ApiModel):
     connections: list[Connection] = Field(default_factory=list)
     lookups: list[str] = Field(
         default_factory=list, description="Pool domains the pod resolved: name -> addresses."
+    )
+    lineage: list[ProcessLink] = Field(
+        default_factory=list,
+        description=(
+            "The process's ancestors in the container, parent first, up to the container's "
+            "first process or the process an exec session started."
+        ),
+    )
+    entry: Entry | None = Field(
+        default=None,
+        description="Init: descends from the container's first process; Exec: from an exec'd one.",
+    )
+    entry_detail: str | None = Field(
+        default=None,
+        description="Why entry is Unknown: e.g. an orphan adopted by init, a shared pid namespace.",
+    )
+    executable_origin: ExecutableOrigin | None = Field(
+        default=None, description="Image, WrittenAfterStart (not in the image) or Downloaded."
+    )
+    downloaded_by: str | None = Field(
+        default=None, description="The ancestor that fetched it (curl, wget, python...)."
     )
 
 
@@ -168,6 +199,10 @@ class MinerDetectionStatus(ApiModel):
     acted_at: str | None = None
     occurrences: int = Field(default=1, ge=1, description="Duplicates folded into this one.")
     last_seen: str | None = Field(default=None, description="When the latest duplicate was seen.")
+    investigation: Investigation | None = Field(
+        default=None,
+        description="How it got in, who ran it, what brings it back (filled by the operator).",
+    )
 
 
 class MinerDetection(ApiModel, ResourceInfo):

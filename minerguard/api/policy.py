@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from minerguard.api.investigation import EntryPoint
 from minerguard.api.meta import (
     ApiModel,
     Condition,
@@ -307,6 +308,13 @@ class MinerPolicySpec(ApiModel):
     actions: Actions = Field(default_factory=Actions)
     exemptions: Exemptions = Field(default_factory=Exemptions)
     network: Network = Field(default_factory=Network)
+    trusted_registries: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Registries and repository prefixes that are ours, e.g. registry.example.com or "
+            "ghcr.io/acme/. An investigation calls an image from anywhere else foreign."
+        ),
+    )
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retention: Retention = Field(default_factory=Retention)
     dry_run: bool = Field(default=False, description="Record what would be done, do nothing.")
@@ -373,6 +381,13 @@ class MinerPolicyStatus(ApiModel):
         "which applied to an object).",
     )
     network: NetworkStatus | None = None
+    anonymous_access: list[EntryPoint] = Field(
+        default_factory=list,
+        description=(
+            "RBAC bindings that give anything to system:anonymous or system:unauthenticated, "
+            "checked cluster-wide by the operator."
+        ),
+    )
 
 
 class MinerPolicy(ApiModel, ResourceInfo):

@@ -41,6 +41,7 @@ class Reporter:
         capacity: int = 1000,
         source: str = resources.COMPONENT,
         max_backoff: float = 10.0,
+        event_timeout: float | None = None,
     ) -> None:
         self._factory = client_factory
         self._api: client.ApiClient | None = None
@@ -48,6 +49,7 @@ class Reporter:
         self._capacity = capacity
         self._source = source
         self._max_backoff = max_backoff
+        self._event_timeout = event_timeout
         self._cond = threading.Condition()
         self._closing = False
         self._busy = False
@@ -55,6 +57,7 @@ class Reporter:
         self.dropped = 0
         self.retried = 0
         self.failed = 0
+        self.events_written = 0
         self._thread = threading.Thread(target=self._run, name="minerguard-reporter", daemon=True)
         self._thread.start()
 
@@ -107,7 +110,8 @@ class Reporter:
             with contextlib.suppress(errors.Conflict):
                 resources.create_detection(self._api, item.detection)
         if item.event is not None:
-            resources.create_event(self._api, item.event, self._source)
+            resources.create_event(self._api, item.event, self._source, self._event_timeout)
+            self.events_written += 1
 
     def _run(self) -> None:
         backoff = 0.1

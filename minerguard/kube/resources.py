@@ -101,16 +101,28 @@ class EventSpec:
     reason: str
     message: str
     type: str = "Warning"
+    action: str | None = None
+    """What was done (``Exec``, ``Attach``): the Event's ``action``."""
+    annotations: Mapping[str, str] | None = None
+    """Machine-readable detail for a reader of the Event (the exec-session JSON)."""
+    instance: str | None = None
+    """``reportingInstance``: which replica wrote it (a pod name); default the component."""
 
 
 def event_body(spec: EventSpec, source: str = COMPONENT, host: str | None = None) -> dict[str, Any]:
     """A core/v1 Event as the API wants it (``kubectl get events`` shows these)."""
     stamp = timestamps.now()
     ref = spec.involved
-    return {
+    metadata: dict[str, Any] = {
+        "generateName": f"{ref.name[:200]}.",
+        "namespace": ref.namespace or "default",
+    }
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{ref.name[:200]}.", "namespace": ref.namespace or "default"},
+        "metadata": metadata,
         "involvedObject": {
             k: v
             for k, v in {
@@ -127,17 +139,23 @@ def event_body(spec: EventSpec, source: str = COMPONENT, host: str | None = None
         "type": spec.type,
         "source": {"component": source, **({"host": host} if host else {})},
         "reportingComponent": f"{GROUP}/{source}",
-        "reportingInstance": host or source,
+        "reportingInstance": spec.instance or host or source,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
     }
+    if spec.action:
+        body["action"] = spec.action
+    return body
 
 
-def create_event(api: client.ApiClient, spec: EventSpec, source: str = COMPONENT) -> None:
-    """Write an Event."""
+def create_event(
+    api: client.ApiClient, spec: EventSpec, source: str = COMPONENT, timeout: float | None = None
+) -> None:
+    """Write an Event (``timeout``: seconds, so a hung API server cannot hold the writer)."""
     body = event_body(spec, source)
-    request(api, "POST", path("v1", "events", body["metadata"]["namespace"]), body=body)
+    url = path("v1", "events", body["metadata"]["namespace"])
+    request(api, "POST", url, body=body, timeout=timeout)
 
 
 def read_json(response: Any) -> dict[str, Any]:

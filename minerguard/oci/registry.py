@@ -10,9 +10,11 @@ matching ``Accept``, so every manifest request sends all four media types.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,24 @@ MAX_TOKEN_BYTES = 1 << 20
 MAX_PLATFORMS = 16
 """At most this many entries of one index are fetched and judged (the cost of one image is
 bounded; the rest are reported as not judged, never silently passed)."""
+
+
+_TALLY: ContextVar[list[int] | None] = ContextVar("minerguard_registry_tally", default=None)
+
+
+@contextlib.contextmanager
+def tally() -> Iterator[list[int]]:
+    """Count the HTTP requests made in this context: the first item of the list it yields.
+
+    Tasks started inside inherit the context, so one caller's cost is exact even while other
+    callers share the client (its ``requests`` counter sums them all).
+    """
+    counter = [0]
+    token = _TALLY.set(counter)
+    try:
+        yield counter
+    finally:
+        _TALLY.reset(token)
 
 
 class RegistryError(MinerguardError):
@@ -217,6 +237,9 @@ class RegistryClient:
         self, url: str, headers: Mapping[str, str], limit: int, timeout: float
     ) -> tuple[httpx.Response, bytes]:
         self.requests += 1
+        counter = _TALLY.get()
+        if counter is not None:
+            counter[0] += 1
         request = self._http.build_request("GET", url, headers=dict(headers), timeout=timeout)
         try:
             answer = await self._http.send(request, stream=True)

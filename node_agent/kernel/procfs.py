@@ -407,6 +407,13 @@ class ProcFS:
         except OSError as err:
             raise _domain(pid, "ns/mnt", err) from err
 
+    def pid_ns(self, pid: int) -> str:
+        """The pid namespace link (``pid:[inode]``), to tell which processes share one."""
+        try:
+            return str(Path(self._path(pid, "ns/pid")).readlink())
+        except OSError as err:
+            raise _domain(pid, "ns/pid", err) from err
+
     def host_root(self) -> str:
         """The host's / seen through PID 1: with hostPID (or on the host) that is the node's."""
         return self._path(1, "root")

@@ -14,6 +14,7 @@ from typing import Protocol, TextIO
 
 from minerguard import detections
 from minerguard.api import detection
+from minerguard.timestamps import format_time
 from node_agent.records import LAYER_NETWORK, Finding, PodRef
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,21 @@ def detection_name(finding: Finding, pod: PodRef | None) -> str:
     return f"{base[:40].rstrip('-.')}-{finding.layer.lower()}-{digest}"
 
 
+def _lineage(finding: Finding) -> list[detection.ProcessLink]:
+    """The evidence's ancestors of a finding (empty when its ancestry was not read)."""
+    if finding.ancestry is None:
+        return []
+    return [
+        detection.ProcessLink(
+            pid=link.pid,
+            executable=link.executable,
+            command_line=link.command_line,
+            started_at=None if link.started_at is None else format_time(link.started_at),
+        )
+        for link in finding.ancestry.lineage
+    ]
+
+
 def to_detection(
     finding: Finding, pod: PodRef | None, node: str | None
 ) -> detection.MinerDetection:
@@ -62,6 +78,11 @@ def to_detection(
             for c in finding.connections
         ],
         lookups=list(finding.lookups),
+        lineage=_lineage(finding),
+        entry=finding.ancestry.entry if finding.ancestry else None,
+        entry_detail=finding.ancestry.why or None if finding.ancestry else None,
+        executable_origin=finding.ancestry.executable_origin if finding.ancestry else None,
+        downloaded_by=finding.ancestry.downloaded_by if finding.ancestry else None,
     )
     return detections.build(
         layer=detection.Layer(finding.layer),

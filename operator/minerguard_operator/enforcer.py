@@ -65,6 +65,9 @@ class Enforcer:
         self._api: client.ApiClient | None = None
         self.state = state
         self.emit = emit
+        self.located: Callable[[str, dict[str, Any]], None] | None = None
+        """Told of the object each detection's run located, before any step acts on it: the
+        investigation still knows a pod the response deletes."""
         # Duplicates are handled concurrently; claiming a count and writing it happen under
         # one lock so the original's occurrences are written in claim order and never go back.
         self._fold_lock = threading.Lock()
@@ -194,6 +197,8 @@ class Enforcer:
         run.target = found
         if spec.object_kind == "Pod":
             run.pod = found
+        if found is not None and self.located is not None:
+            self.located(run.ref, found)
 
     def _plan(self, run: actions.Run, policy_name: str) -> planning.Plan:
         spec = run.detection.spec

@@ -27,6 +27,7 @@ from prometheus_client import start_http_server
 
 from minerguard.api.meta import GROUP, VERSION
 from minerguard.kube import errors
+from minerguard_operator import investigator
 from minerguard_operator.decide import backoff, records
 from minerguard_operator.runtime import Runtime
 from minerguard_operator.settings import OperatorSettings
@@ -119,6 +120,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         await asyncio.to_thread(server.shutdown)
+    rt = getattr(memo, "runtime", None)
+    if isinstance(rt, Runtime):
+        await asyncio.to_thread(rt.close)
 
 
 @kopf.on.login(registry=registry)
@@ -264,3 +268,31 @@ def enforce(
         logger.info("folded: %s", outcome.message)
     else:
         logger.info("%s: %s", outcome.phase, outcome.message)
+
+
+@kopf.on.resume(GROUP, VERSION, DETECTIONS, registry=registry)
+@kopf.on.create(GROUP, VERSION, DETECTIONS, registry=registry)
+async def investigate(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int = 0, **_: Any
+) -> None:
+    """Write the detection's ``status.investigation``, after the response and never before.
+
+    Registered after :func:`enforce`: kopf runs an object's handlers in order, so the response
+    is complete (or being retried) first. Async, and the gathering runs on the investigator's
+    own threads: a slow registry holds no thread that a response needs. On resume (a restart),
+    a detection with a final phase and no investigation is investigated; one that has an
+    investigation is never redone.
+    """
+    rt = runtime(memo)
+    if not rt.settings.investigate or (body.get("status") or {}).get("investigation"):
+        return
+    try:
+        outcome = await asyncio.wrap_future(rt.investigator.submit(plain(body), retry))
+    except investigator.NotReady as err:
+        raise kopf.TemporaryError(str(err), delay=err.delay) from err
+    except errors.ApiError as err:
+        raise retry_or_give_up(err, retry) from err
+    if outcome.state is None:
+        logger.info("not investigated: %s", outcome.message)
+    else:
+        logger.info("investigation %s: %s", outcome.state.value, outcome.message)

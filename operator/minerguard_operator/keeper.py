@@ -19,7 +19,7 @@ from minerguard.compiled_policy import CompiledPolicy
 from minerguard.kube import errors, resources, workloads
 from minerguard.policy_book import PolicyState
 from minerguard.timestamps import format_time, parse_time
-from minerguard_operator import changes
+from minerguard_operator import changes, exposure
 from minerguard_operator.decide import retention, scanning, statuses
 from minerguard_operator.decide.records import DetectionRecord
 from minerguard_operator.events import Emit, policy_ref
@@ -27,6 +27,9 @@ from minerguard_operator.state import State
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = Retention().ttl_seconds
+ANONYMOUS_REFRESH_SECONDS = 300.0
+"""How often the cluster's RBAC bindings are read again for anonymous access (every policy's
+status shows the same cluster-wide answer: read once per interval, not once per policy)."""
 
 
 class PolicyKeeper:
@@ -38,6 +41,7 @@ class PolicyKeeper:
         state: State,
         emit: Emit,
         namespaces: Sequence[str] = (),
+        anonymous_refresh_seconds: float = ANONYMOUS_REFRESH_SECONDS,
     ) -> None:
         self._api_factory = api_factory
         self._api: client.ApiClient | None = None
@@ -46,6 +50,9 @@ class PolicyKeeper:
         self.namespaces = tuple(namespaces)
         self._lock = threading.Lock()
         self._written: dict[str, dict[str, Any]] = {}
+        self.anonymous_refresh_seconds = anonymous_refresh_seconds
+        self._anonymous_lock = threading.Lock()
+        self._anonymous: tuple[float, list[dict[str, Any]] | None] | None = None
 
     @property
     def api(self) -> client.ApiClient:
@@ -96,6 +103,9 @@ class PolicyKeeper:
         }
         if records is not None:
             desired["counts"] = statuses.counts(records)
+        anonymous = self.anonymous_access()
+        if anonymous is not None:
+            desired["anonymousAccess"] = anonymous
         with self._lock:
             key = {**desired, "error": state.error}
             if not force and self._written.get(name) == key:
@@ -113,6 +123,26 @@ class PolicyKeeper:
                 return False
             self._written[name] = key
         return True
+
+    def anonymous_access(self) -> list[dict[str, Any]] | None:
+        """Bindings giving anything to anonymous users, as status entries; cached for a while.
+
+        None while nothing could be read (forbidden, unreachable): the status then keeps what it
+        said last rather than claim there are none.
+        """
+        with self._anonymous_lock:
+            now = self.state.clock()
+            if (
+                self._anonymous is not None
+                and now - self._anonymous[0] < self.anonymous_refresh_seconds
+            ):
+                return self._anonymous[1]
+            found, unknowns = exposure.anonymous_access(self.api)
+            for unknown in unknowns:
+                log.warning("anonymous access: %s", unknown)
+            entries = [entry.to_k8s() for entry in found] if found or not unknowns else None
+            self._anonymous = (now, entries)
+            return entries
 
     def forget(self, name: str) -> None:
         """A policy was deleted."""

@@ -69,6 +69,28 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.investigation_latency = Histogram(
+            "minerguard_operator_investigation_seconds",
+            "From detection creation to its status.investigation written.",
+            buckets=(*_LATENCY_BUCKETS, 30.0, 60.0),
+            registry=r,
+        )
+        self.investigations = Counter(
+            "minerguard_operator_investigations_total",
+            "Investigations written, by state (Complete, Partial, Failed).",
+            ["state"],
+            registry=r,
+        )
+        self.investigation_api_calls = Counter(
+            "minerguard_operator_investigation_api_calls_total",
+            "Kubernetes API calls made to gather investigations.",
+            registry=r,
+        )
+        self.investigation_registry_calls = Counter(
+            "minerguard_operator_investigation_registry_calls_total",
+            "Registry requests made to read image provenance (cache hits cost none).",
+            registry=r,
+        )
         self.policies_invalid = Gauge(
             "minerguard_operator_policies_invalid",
             "MinerPolicies whose latest generation does not compile.",

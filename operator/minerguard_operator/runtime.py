@@ -18,6 +18,7 @@ from minerguard_operator.decide import peers
 from minerguard_operator.decide.records import DetectionRecord
 from minerguard_operator.enforcer import Enforcer
 from minerguard_operator.events import Emit
+from minerguard_operator.investigator import Investigator
 from minerguard_operator.keeper import PolicyKeeper
 from minerguard_operator.network import PoolBlocker
 from minerguard_operator.settings import OperatorSettings
@@ -55,6 +56,9 @@ class Runtime:
         )
         self.keeper = PolicyKeeper(factory, self.state, self.emit, self.settings.namespaces)
         self.blocker = PoolBlocker(factory, self.state)
+        self.investigator = Investigator(factory, self.state, self.settings)
+        if self.settings.investigate:
+            self.enforcer.located = self.investigator.remember
 
     @property
     def peering(self) -> bool:
@@ -74,6 +78,10 @@ class Runtime:
             return True  # kopf runs without a peering object too
         status = body.get("status") or {}
         return peers.active(status, self.identity, self.settings.priority, self.state.clock())
+
+    def close(self) -> None:
+        """Stop the workers' own threads (the investigator's)."""
+        self.investigator.close()
 
     def housekeep(self, by_policy: Mapping[str, Sequence[DetectionRecord]]) -> bool:
         """One housekeeping round if this replica is active; False when it stood by."""

@@ -60,3 +60,42 @@ class OperatorSettings(BaseSettings):
     watch_timeout: float = Field(
         default=600.0, gt=0, description="Seconds before a watch restarts."
     )
+    investigate: bool = Field(
+        default=True,
+        description=(
+            "Investigate each new detection (status.investigation): the image's provenance, "
+            "who started it and how, what restarts it, which doors were open."
+        ),
+    )
+    investigation_workers: int = Field(
+        default=4, ge=1, le=64, description="Investigations gathered at once (own threads)."
+    )
+    registry_insecure: list[str] = Field(
+        default_factory=list, description="Registries (HOST:PORT) read over plain HTTP."
+    )
+    registry_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs registry reads may connect to besides public addresses (an in-cluster "
+            "registry; loopback in tests). Cloud metadata addresses never (SSRF guard)."
+        ),
+    )
+    registry_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Seconds one registry request may take."
+    )
+    max_tags: int = Field(
+        default=100, ge=0, le=10_000, description="Tags of a repository compared with a digest."
+    )
+    max_pods_listed: int = Field(
+        default=5000,
+        ge=0,
+        description="Pods listed cluster-wide to find others running the same digest (bound).",
+    )
+    read_pull_secrets: bool = Field(
+        default=False,
+        description=(
+            "Read the pod's image pull secrets to read private registries. Off by default: it "
+            "lets the operator read secrets in every namespace; registries are then read "
+            "anonymously and a refusal is said in the investigation's unknowns."
+        ),
+    )

@@ -125,4 +125,27 @@ def test_no_component_patches_events_or_uses_the_events_api_group() -> None:
         for key, verbs in rules.items():
             assert "events.k8s.io/" not in key, component
             if key.endswith("core/events"):
-                assert verbs == "create", component
+                # Only the operator reads them: the investigation lists the webhook's
+                # exec-session Events in a detection's namespace.
+                assert verbs == ("create list" if component == "operator" else "create"), component
+
+
+def test_the_operator_only_reads_what_entry_points_need_and_asks_the_authorizer() -> None:
+    # exposure.py lists Services and Ingresses of the pod's namespace, Gateway API routes and
+    # Gateways, every (Cluster)RoleBinding for anonymous subjects and GETs the default roles bound
+    # to them; it POSTs one SubjectAccessReview per access check. It changes none of them.
+    operator = _rules({}, "operator")
+    for key in (
+        "core/services",
+        "networking.k8s.io/ingresses",
+        "gateway.networking.k8s.io/gateways",
+        "gateway.networking.k8s.io/httproutes",
+        "rbac.authorization.k8s.io/clusterrolebindings",
+        "rbac.authorization.k8s.io/rolebindings",
+    ):
+        assert operator[f"ClusterRole {key}"] == "list", key
+    assert operator["ClusterRole rbac.authorization.k8s.io/clusterroles"] == "get"
+    assert operator["ClusterRole rbac.authorization.k8s.io/roles"] == "get"
+    assert operator["ClusterRole authorization.k8s.io/subjectaccessreviews"] == "create"
+    rbac = [verbs for key, verbs in operator.items() if "rbac.authorization.k8s.io/" in key]
+    assert not any(v in verbs for verbs in rbac for v in ("create", "patch", "delete", "bind"))

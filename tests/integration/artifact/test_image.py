@@ -145,6 +145,8 @@ def test_the_operator_deletes_the_pod_a_detection_names(
         env={
             "MINERGUARD_OPERATOR_METRICS_PORT": str(free_port()),
             "MINERGUARD_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health}/healthz",
+            # The pod's image names docker.io: no registry lookup may leave the machine.
+            "MINERGUARD_OPERATOR_INVESTIGATE": "false",
         },
         cgroups_path=kubepods_path(),
         host_network=True,

@@ -110,7 +110,11 @@ def test_the_operator_reconciles_a_policy_and_acts_on_a_detection(
     cluster = Cluster(kube.url)
     cluster.policy(actions={"runtime": ["Alert", "DeletePod"]})
     cluster.pod("p1")
-    env = {"MINERGUARD_OPERATOR_KUBE_SERVER": kube.url, "MINERGUARD_OPERATOR_LOG_FORMAT": "plain"}
+    env = {
+        "MINERGUARD_OPERATOR_KUBE_SERVER": kube.url,
+        "MINERGUARD_OPERATOR_LOG_FORMAT": "plain",
+        "MINERGUARD_OPERATOR_INVESTIGATE": "false",  # the pod's image names docker.io
+    }
     argv = [part.format(url=kube.url) for part in command]
     with venv.started(*argv, env=env) as operator, showing(operator.output):
         policy = wait_for(

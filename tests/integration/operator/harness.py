@@ -62,6 +62,9 @@ def settings_for(url: str, **overrides: Any) -> OperatorSettings:
         "watch_timeout": 30,
         "workers": 8,
         "log_format": "plain",
+        # Investigations read image registries: off unless a test gives them loopback images
+        # and a registry to read (test_investigation.py), so no lookup leaves the machine.
+        "investigate": False,
     }
     values.update(overrides)
     return OperatorSettings(**values)

@@ -339,12 +339,18 @@ def push_image(
     docker: bool = False,
     files: Mapping[str, tuple[bytes, int]] | None = None,
     links: Mapping[str, str] | None = None,
+    more_layers: Sequence[Mapping[str, tuple[bytes, int]]] = (),
+    history: Sequence[Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    created: str | None = None,
 ) -> tuple[str, int]:
     """Push a one-layer image; returns (manifest digest, manifest size).
 
     The layer holds a tiny ``/usr/bin/app`` script unless ``files`` (path in the layer →
     content and mode) or ``links`` (path → symlink target) are given: then it holds exactly
-    those, with their parent directories, e.g. a runnable busybox image.
+    those, with their parent directories, e.g. a runnable busybox image. ``more_layers`` are
+    stacked on top (files each); ``history``, ``labels`` and ``created`` go into the config as
+    a builder writes them (the history is not checked against the layers: tests lie with it).
     """
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as archive:
@@ -355,20 +361,31 @@ def push_image(
             archive.addfile(info, io.BytesIO(data))
         else:
             _add_layer_entries(archive, files or {}, links or {})
-    layer = gzip.compress(tar.getvalue(), mtime=0)
+    tars = [tar.getvalue()]
+    for extra in more_layers:
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w") as archive:
+            _add_layer_entries(archive, extra, {})
+        tars.append(tar.getvalue())
     config: dict[str, Any] = {"Env": list(env)}
     if entrypoint is not None:
         config["Entrypoint"] = list(entrypoint)
     if cmd is not None:
         config["Cmd"] = list(cmd)
-    blob = json.dumps(
-        {
-            "architecture": arch,
-            "os": "linux",
-            "config": config,
-            "rootfs": {"type": "layers", "diff_ids": [sha(tar.getvalue())]},
-        }
-    ).encode()
+    if labels is not None:
+        config["Labels"] = dict(labels)
+    document: dict[str, Any] = {
+        "architecture": arch,
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [sha(t) for t in tars]},
+    }
+    if created is not None:
+        document["created"] = created
+    if history is not None:
+        document["history"] = list(history)
+    blob = json.dumps(document).encode()
+    gzipped = [gzip.compress(t, mtime=0) for t in tars]
     media = DOCKER_MANIFEST if docker else OCI_MANIFEST
     manifest = {
         "schemaVersion": 2,
@@ -384,6 +401,7 @@ def push_image(
                 "digest": push_blob(registry, repository, layer),
                 "size": len(layer),
             }
+            for layer in gzipped
         ],
     }
     raw = json.dumps(manifest, separators=(",", ":")).encode()

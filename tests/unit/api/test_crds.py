@@ -57,7 +57,7 @@ def test_resources_have_short_names_status_and_readable_columns() -> None:
         for c in detection["versions"][0]["additionalPrinterColumns"]
         if "priority" not in c
     ]
-    assert columns == ["Pod", "Node", "Layer", "Reason", "Score", "Action", "Age"]
+    assert columns == ["Pod", "Node", "Layer", "Reason", "Score", "Action", "Origin", "Via", "Age"]
     for spec in (detection, policy):
         assert spec["versions"][0]["subresources"] == {"status": {}}
 
