@@ -47,6 +47,13 @@ _PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Last", "type": "date", "jsonPath": ".status.lastSeen", "priority": 1},
         {"name": "User", "type": "string", "jsonPath": ".spec.requestingUser", "priority": 1},
         {"name": "Image", "type": "string", "jsonPath": ".spec.image", "priority": 1},
+        # Last: kubectl describe sorts the status's fields, burying the summary; -o wide shows it.
+        {
+            "name": "Summary",
+            "type": "string",
+            "jsonPath": ".status.investigation.summary",
+            "priority": 1,
+        },
     ],
 }
 

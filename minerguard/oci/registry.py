@@ -240,9 +240,13 @@ class RegistryClient:
         counter = _TALLY.get()
         if counter is not None:
             counter[0] += 1
-        request = self._http.build_request("GET", url, headers=dict(headers), timeout=timeout)
         try:
+            request = self._http.build_request("GET", url, headers=dict(headers), timeout=timeout)
             answer = await self._http.send(request, stream=True)
+        except (httpx.InvalidURL, UnicodeError) as err:
+            # A host no URL can hold (a broken IPv6 literal, a label IDNA cannot encode) is
+            # named by whoever wrote the image reference: a registry failure like any other.
+            raise RegistryUnavailable(f"{url!r:.200} is not a reachable URL: {err!s:.200}") from err
         except httpx.TimeoutException as err:
             raise RegistryUnavailable(f"{_origin(url)} timed out") from err
         except httpx.HTTPError as err:

@@ -56,7 +56,7 @@ class Runtime:
         )
         self.keeper = PolicyKeeper(factory, self.state, self.emit, self.settings.namespaces)
         self.blocker = PoolBlocker(factory, self.state)
-        self.investigator = Investigator(factory, self.state, self.settings)
+        self.investigator = Investigator(factory, self.state, self.settings, self.emit)
         if self.settings.investigate:
             self.enforcer.located = self.investigator.remember
 

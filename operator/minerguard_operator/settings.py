@@ -57,6 +57,24 @@ class OperatorSettings(BaseSettings):
             "DeletePod where the policy asks for it."
         ),
     )
+    creator_stamps_trusted: bool = Field(
+        default=False,
+        description=(
+            "The minerguard.io/created-by stamp is the webhook's and nobody else's: the stamping "
+            "webhook refuses what it cannot stamp (failurePolicy Fail) and a "
+            "ValidatingAdmissionPolicy refuses every later change of the stamp. Without both a "
+            "stamp is whatever the creator wrote, so the investigation reports it as a claim, "
+            "never as who created the workload."
+        ),
+    )
+    exec_sessions_guarded: bool = Field(
+        default=False,
+        description=(
+            "Only the webhook may write exec-session Events (a ValidatingAdmissionPolicy). "
+            "Without that guard whoever may create Events could invent a session to blame "
+            "someone else, so a correlated session is reported as Likely, never Certain."
+        ),
+    )
     watch_timeout: float = Field(
         default=600.0, gt=0, description="Seconds before a watch restarts."
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.e2e import cluster
@@ -80,3 +83,50 @@ def test_a_miner_exec_later_is_detected_its_pod_deleted_and_its_deployment_stopp
     assert [p.metadata.uid for p in worker_now] == [worker_uid]
     assert case.deployment("worker").spec.replicas == 1
     assert not [d for d in case.detections() if d["spec"].get("podName", "").startswith("worker")]
+
+
+@pytest.mark.case("runtime-exec-later")
+def test_the_operator_investigates_a_runtime_miner_and_investigate_reports_it(
+    case: cluster.Case,
+) -> None:
+    """Issue 15 in a real cluster: the record, the printer columns and the report command."""
+    case.create("deployment-bad.yaml")
+    investigated = wait_for(
+        lambda: [
+            d
+            for d in case.detections()
+            if d["spec"].get("layer") in {"Exec", "Behaviour", "Network"}
+            and (d.get("status") or {}).get("investigation")
+        ],
+        240,
+        what="an investigated runtime MinerDetection",
+        interval=cluster.POLL,
+    )
+    detection = investigated[0]
+    record = detection["status"]["investigation"]
+    assert record["state"] in {"Complete", "Partial"}
+    # The script was written into the container after it started, by the pod's own command.
+    assert record["origin"] == "Runtime"
+    assert record["via"] in {"Apply", "Dropper"}
+    assert detection["spec"]["evidence"].get("entry") == "Init"
+    assert detection["spec"]["evidence"].get("executableOrigin") == "WrittenAfterStart"
+    paths = {(p["kind"], p["name"]): p for p in record.get("restartPaths", [])}
+    assert paths[("Deployment", "sleeper")]["state"] in {"Stopped", "Active"}
+    assert record["summary"]
+    assert record["timeline"]
+
+    name = f"{case.namespace}/{detection['metadata']['name']}"
+    listed = cluster.kubectl("get", "md", "-n", case.namespace)
+    if listed is not None:
+        assert listed.returncode == 0, listed.stderr
+        assert "ORIGIN" in listed.stdout
+        assert "Runtime" in listed.stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "minerguard", "investigate", name, "--output", "text"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "sleeper" in report.stdout

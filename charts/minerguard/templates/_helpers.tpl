@@ -213,3 +213,42 @@ operator's MINERGUARD_OPERATOR_ISOLATION_LABEL_GUARDED; without it Isolate is "n
 {{- define "minerguard.isolationLabelGuarded" -}}
 {{- and (eq (include "minerguard.isolationLabelPolicy" .) "true") (has "Deny" .Values.admissionPolicy.validationActions) | toString }}
 {{- end }}
+
+{{/*
+"true" when the policy guarding the minerguard.io/created-by stamp is rendered
+(webhook/created-by-policy.yaml): the stamping webhook is on, admission policies are on and the
+cluster serves them (Kubernetes >= 1.30). The template and the operator's setting both read it.
+*/}}
+{{- define "minerguard.createdByPolicy" -}}
+{{- $p := .Values.admissionPolicy -}}
+{{- and .Values.webhook.stampCreator.enabled $p.enabled (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) | toString }}
+{{- end }}
+
+{{/*
+"true" when a created-by stamp can only be the webhook's: the guard is rendered and its binding
+denies (Warn/Audit alone only report), and the stamping webhook fails closed (with Ignore, a
+CREATE during an outage keeps whatever stamp its creator wrote). The operator's
+MINERGUARD_OPERATOR_CREATOR_STAMPS_TRUSTED; without it a stamp is reported as a claim.
+*/}}
+{{- define "minerguard.creatorStampsTrusted" -}}
+{{- and (eq (include "minerguard.createdByPolicy" .) "true") (has "Deny" .Values.admissionPolicy.validationActions) (eq .Values.webhook.stampCreator.failurePolicy "Fail") | toString }}
+{{- end }}
+
+{{/*
+"true" when the policy letting only the webhook write exec-session Events is rendered
+(webhook/exec-session-policy.yaml): sessions are recorded, admission policies are on and the
+cluster serves them (Kubernetes >= 1.30). The template and the operator's setting both read it.
+*/}}
+{{- define "minerguard.execSessionPolicy" -}}
+{{- $p := .Values.admissionPolicy -}}
+{{- and .Values.webhook.execSessions.enabled $p.enabled (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) | toString }}
+{{- end }}
+
+{{/*
+"true" when nobody but the webhook can write an exec-session Event: the policy is rendered and its
+binding denies. The operator's MINERGUARD_OPERATOR_EXEC_SESSIONS_GUARDED; without it a session
+correlated with a miner is Likely, never Certain.
+*/}}
+{{- define "minerguard.execSessionsGuarded" -}}
+{{- and (eq (include "minerguard.execSessionPolicy" .) "true") (has "Deny" .Values.admissionPolicy.validationActions) | toString }}
+{{- end }}

@@ -17,11 +17,16 @@ What it reads, each bounded and counted (``Investigation.cost``): the detection 
 status: what the response did), the pod, its owner chain, the namespace's CronJobs, pods running
 the same digest anywhere (a paginated listing capped at ``max_pods_listed`` and shared by the
 detections of a few seconds), the pod's exec-session Events, its entry points and the cluster's
-anonymous access, the policy (trusted registries, quarantine), and the image's provenance. A part
+anonymous access, the policy (trusted registries, quarantine), the platform of the pod's node
+(an image index is read for it; cached per node), and the image's provenance. A part
 that cannot be read is said in ``unknowns``; the pure assembly is
 :func:`minerguard_operator.decide.investigation.investigate`. Idempotent: a detection that has
 an investigation is never investigated again, and one that was folded into another (deleted)
-is not investigated at all.
+is not investigated at all. Once written, the summary is also posted as an ``Investigated`` Event
+on the detection (Warning unless Complete): ``kubectl describe md`` sorts the status's fields
+but prints Events last, whole. Whether a created-by stamp or an exec-session Event is the
+webhook's word is the operator's settings (``creator_stamps_trusted``, ``exec_sessions_guarded``),
+which the chart sets from the same helpers that render their guards.
 
 The parts: :mod:`.handling` (the worker: wait for the response, gather, decide, write),
 :mod:`.cluster` (the API reads, bounded and counted) and :mod:`.registry_loop` (the registry

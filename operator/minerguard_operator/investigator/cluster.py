@@ -13,6 +13,7 @@ status when the operator has written it there, else made here and reused for a m
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,12 @@ MAX_EVENTS = 200
 """Exec-session Events read per pod."""
 MAX_MATCHES = 200
 """Same-digest pods and CronJobs handed to the decision (it shows fewer, and says so)."""
+NODE_SECONDS = 600.0
+"""How long a node's platform is reused: a node does not change architecture while it lives."""
+NODES = 1024
+"""Nodes whose platform is remembered at once."""
+_PLATFORM_WORD = re.compile(r"[a-z0-9_]{1,32}")
+"""An os or architecture as the kubelet reports it (GOOS/GOARCH); anything else is not used."""
 
 
 @dataclass
@@ -189,6 +196,7 @@ class ClusterReader:
         )
         self._pods_lock = threading.Lock()
         self._pods: PodListing | None = None
+        self._platforms: BoundedCache[str, str] = BoundedCache(NODES, ttl=NODE_SECONDS, locked=True)
 
     @property
     def api(self) -> client.ApiClient:
@@ -450,6 +458,46 @@ class ClusterReader:
         except errors.ApiError as err:
             gathering.failed(f"MinerPolicy {name}", err)
             return {}
+        return found
+
+    def platform(self, node: str | None, gathering: Gathering) -> str | None:
+        """``os/architecture`` of the node that ran the pod (``linux/arm64``); None if unknown.
+
+        An image index's digest names every platform's image at once; the history that matters
+        is the one the node pulled. Read from the Node's ``status.nodeInfo`` (one GET per node
+        per :data:`NODE_SECONDS`, counted); without it the registry read guesses linux/amd64
+        and says so (Likely).
+        """
+        if not node:
+            return None
+        cached = self._platforms.get(node)
+        if cached is not None:
+            return cached
+        url = resources.path("v1", "nodes", name=node)
+        try:
+            body = gathering.call(
+                lambda: resources.read_json(resources.request(self.api, "GET", url))
+            )
+        except errors.NotFound:
+            gathering.unknowns.append(
+                f"node {node} no longer exists: the platform its image ran as is guessed"
+            )
+            return None
+        except errors.ApiError as err:
+            gathering.failed(f"the platform of node {node}", err)
+            return None
+        info = (body.get("status") or {}).get("nodeInfo") or {}
+        system, architecture = info.get("operatingSystem"), info.get("architecture")
+        if not all(
+            isinstance(word, str) and _PLATFORM_WORD.fullmatch(word)
+            for word in (system, architecture)
+        ):
+            gathering.unknowns.append(
+                f"node {node} reports no usable platform: the one its image ran as is guessed"
+            )
+            return None
+        found = f"{system}/{architecture}"
+        self._platforms.put(node, found)
         return found
 
     def credentials(

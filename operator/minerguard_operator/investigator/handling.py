@@ -6,6 +6,7 @@ See :mod:`minerguard_operator.investigator` for the design; this is its worker.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from minerguard.kube import errors, resources
 from minerguard.timestamps import format_time, parse_time
 from minerguard_operator.decide import containers
 from minerguard_operator.decide import investigation as deciding
+from minerguard_operator.events import Emit
 from minerguard_operator.investigator import cluster
 from minerguard_operator.investigator.registry_loop import RegistryLoop
 from minerguard_operator.settings import OperatorSettings
@@ -36,6 +38,10 @@ TRANSIENT_RETRIES = 2
 SNAPSHOTS = 1024
 SNAPSHOT_SECONDS = 600.0
 """How long a located object waits for its investigation."""
+INVESTIGATED = "Investigated"
+"""The reason of the Event carrying an investigation's summary, on its MinerDetection."""
+EVENT_MESSAGE_CHARS = 1024
+"""An Event message's length at most (kopf cuts longer ones in the middle; we cut the end)."""
 
 
 class NotReady(Exception):
@@ -62,9 +68,11 @@ class Investigator:
         api_factory: Callable[[], client.ApiClient],
         state: State,
         settings: OperatorSettings,
+        emit: Emit,
     ) -> None:
         self.state = state
         self.settings = settings
+        self.emit = emit
         self.cluster = cluster.ClusterReader(api_factory, settings)
         self.registry = RegistryLoop(settings)
         self._snapshots: BoundedCache[str, dict[str, Any]] = BoundedCache(
@@ -78,14 +86,19 @@ class Investigator:
         self._snapshots.put(ref, dict(obj))
 
     def submit(self, body: Mapping[str, Any], retry: int = 0) -> concurrent.futures.Future[Outcome]:
-        """Investigate on the investigator's own threads (never kopf's handler threads)."""
+        """Investigate on the investigator's own threads (never kopf's handler threads).
+
+        The caller's context goes along: kopf finds its Event poster in context variables, which
+        a plain executor's threads would not see (the summary's Event would be only logged).
+        """
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     self.settings.investigation_workers, thread_name_prefix="investigator"
                 )
             executor = self._executor
-        return executor.submit(self.handle, dict(body), retry)
+        context = contextvars.copy_context()
+        return executor.submit(context.run, self.handle, dict(body), retry)
 
     def close(self) -> None:
         """Stop the threads and the registry loop (operator cleanup)."""
@@ -149,7 +162,18 @@ class Investigator:
         except errors.NotFound:
             return Outcome(None, "the detection was deleted while it was investigated")
         self._observe(current, found)
+        self._announce(current, found)
         return Outcome(found.state, found.summary)
+
+    def _announce(self, current: Mapping[str, Any], found: Investigation) -> None:
+        """The summary as an Event on the detection: ``kubectl describe md`` prints it last.
+
+        describe sorts a custom resource's fields by name, which buries the summary among the
+        findings; its Events section comes at the end, whole. Warning unless Complete: a
+        partial investigation leaves a responder something to check by hand.
+        """
+        type_ = "Normal" if found.state is InvestigationState.COMPLETE else "Warning"
+        self.emit(current, type_, INVESTIGATED, event_message(found.summary))
 
     def _observe(self, current: Mapping[str, Any], found: Investigation) -> None:
         metrics = self.state.metrics
@@ -222,6 +246,8 @@ class Investigator:
             api_calls=gathering.api_calls,
             registry_calls=registry_calls,
             registry_cached=cached,
+            trust_stamps=self.settings.creator_stamps_trusted,
+            trust_exec_sessions=self.settings.exec_sessions_guarded,
         )
         return deciding.investigate(facts)
 
@@ -240,6 +266,8 @@ class Investigator:
             gathering.unknowns.append("no image known: its provenance was not read")
             return None, 0, False
         creds = self.cluster.credentials(image, pod, detection, gathering)
+        node = (pod or {}).get("spec", {}).get("nodeName") or detection.spec.node
+        platform = self.cluster.platform(str(node) if node else None, gathering)
         return self.registry.read(
             image,
             digest,
@@ -247,4 +275,12 @@ class Investigator:
             trusted=trusted,
             executable=detection.spec.evidence.executable,
             creds=creds,
+            platform=platform,
         )
+
+
+def event_message(text: str) -> str:
+    """``text`` cut to an Event message's bound, its start kept (the summary leads with it)."""
+    if len(text) <= EVENT_MESSAGE_CHARS:
+        return text
+    return text[: EVENT_MESSAGE_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"

@@ -73,12 +73,24 @@ class RegistryLoop:
         trusted: Sequence[str],
         executable: str | None,
         creds: auth.Credentials | None,
+        platform: str | None = None,
     ) -> tuple[ImageProvenance | None, int, bool]:
-        """(provenance, registry calls, cached); what could not be read goes to ``unknowns``."""
+        """(provenance, registry calls, cached); what could not be read goes to ``unknowns``.
+
+        ``platform`` (``linux/arm64``): the node's, so an index digest's history is the one the
+        node pulled; None lets the reader guess (and say so).
+        """
         loop, reader = self._started()
         budget = self.settings.registry_timeout + SLACK_SECONDS
         pending = asyncio.run_coroutine_threadsafe(
-            reader.read(image, digest, trusted=tuple(trusted), executable=executable, creds=creds),
+            reader.read(
+                image,
+                digest,
+                trusted=tuple(trusted),
+                executable=executable,
+                creds=creds,
+                platform=platform,
+            ),
             loop,
         )
         try:

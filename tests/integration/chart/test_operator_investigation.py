@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from tests.integration.chart import chart
@@ -47,3 +48,74 @@ def test_the_operator_may_read_secrets_only_when_told_to_read_pull_secrets() -> 
     assert secrets_rules(reading) == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
     ]
+
+
+def _operator_env(values: dict[str, Any]) -> dict[str, str | None]:
+    deployment = chart.render(values).one("Deployment", "-operator")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def _policy_rendered(values: dict[str, Any], suffix: str) -> bool:
+    return any(
+        m.name.endswith(suffix) for m in chart.render(values).of_kind("ValidatingAdmissionPolicy")
+    )
+
+
+STAMPING = {"webhook": {"stampCreator": {"enabled": True}}}
+REPORT_ONLY = {"admissionPolicy": {"validationActions": ["Warn", "Audit"]}}
+NO_POLICIES = {"admissionPolicy": {"enabled": False}}
+
+
+@pytest.mark.parametrize(
+    ("values", "rendered", "trusted"),
+    [
+        pytest.param({}, False, False, id="no-stamping-webhook"),
+        pytest.param(STAMPING, True, True, id="stamped-and-guarded"),
+        pytest.param({**STAMPING, **NO_POLICIES}, False, False, id="stamped-without-guard"),
+        pytest.param({**STAMPING, **REPORT_ONLY}, True, False, id="guard-only-reports"),
+        pytest.param(
+            {"webhook": {"stampCreator": {"enabled": True, "failurePolicy": "Ignore"}}},
+            True,
+            False,
+            id="stamping-fails-open",
+        ),
+    ],
+)
+def test_the_operator_believes_a_creator_stamp_only_when_nobody_else_can_write_it(
+    values: dict[str, Any], rendered: bool, trusted: bool
+) -> None:
+    assert _policy_rendered(values, "-created-by") is rendered
+    env = _operator_env(values)
+    assert env["MINERGUARD_OPERATOR_CREATOR_STAMPS_TRUSTED"] == str(trusted).lower()
+
+
+@pytest.mark.parametrize(
+    ("values", "rendered", "guarded"),
+    [
+        pytest.param({}, True, True, id="recorded-and-guarded"),
+        pytest.param(
+            {"webhook": {"execSessions": {"enabled": False}}}, False, False, id="not-recorded"
+        ),
+        pytest.param(NO_POLICIES, False, False, id="no-guard"),
+        pytest.param(REPORT_ONLY, True, False, id="guard-only-reports"),
+    ],
+)
+def test_the_operator_trusts_exec_session_events_only_when_nobody_else_can_write_them(
+    values: dict[str, Any], rendered: bool, guarded: bool
+) -> None:
+    assert _policy_rendered(values, "-exec-sessions") is rendered
+    env = _operator_env(values)
+    assert env["MINERGUARD_OPERATOR_EXEC_SESSIONS_GUARDED"] == str(guarded).lower()
+
+
+def test_the_operator_may_get_a_node_only_while_it_investigates() -> None:
+    """The node's platform picks a multi-arch image's history; nothing else is read of it."""
+
+    def nodes_rules(values: dict[str, Any]) -> list[dict[str, Any]]:
+        rendered = chart.render(values)
+        (role,) = [m.obj for m in rendered.of_kind("ClusterRole") if m.name.endswith("-operator")]
+        return [r for r in role["rules"] if "nodes" in r.get("resources", [])]
+
+    assert nodes_rules({}) == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    assert nodes_rules({"operator": {"investigation": {"enabled": False}}}) == []

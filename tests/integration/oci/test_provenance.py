@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import time
@@ -481,3 +482,50 @@ async def test_behind_token_auth_each_read_counts_its_own_challenges_and_token_r
         assert client.requests == first.registry_calls + second.registry_calls
     finally:
         await client.aclose()
+
+
+async def test_a_caller_that_gives_up_leaves_only_the_flights_and_their_errors_read() -> None:
+    """Shared flights outlive callers that give up; their failure must still be retrieved.
+
+    Asyncio reports a task whose exception nobody read ("Task exception was never
+    retrieved") to the loop's exception handler when the task is collected: in the operator,
+    an error log per abandoned read of a slow, failing registry.
+    """
+    loop = asyncio.get_running_loop()
+    reported: list[Mapping[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    def slow_failure(_: oci.Seen) -> oci.Reply:
+        time.sleep(0.4)
+        return 500, {}, b"{}"
+
+    digest = "sha256:" + "b" * 64
+    try:
+        with oci.HostileServer() as hostile:
+            hostile.routes[f"/v2/acme/app/manifests/{digest}"] = slow_failure
+            hostile.routes["/v2/acme/app/tags/list"] = slow_failure
+            client = registry.RegistryClient(insecure=[hostile.host], policy=LOOPBACK)
+            try:
+                reader = ProvenanceReader(client, timeout=3)
+                for _ in range(2):  # a caller that cancels, then one that joins and cancels
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(
+                            reader.read(f"{hostile.host}/acme/app:1", digest), 0.1
+                        )
+                # Only the shared flights outlive a caller that gave up, none of its own tasks
+                # (once they have seen their cancellation).
+                await asyncio.sleep(0.02)
+                left = asyncio.all_tasks() - {asyncio.current_task()}
+                assert {
+                    getattr(t.get_coro(), "__qualname__", "?").rsplit(".", 1)[-1] for t in left
+                } == {"make"}
+                await asyncio.sleep(0.8)  # the flights fail with nobody waiting
+                assert not reader._digest_flights
+                assert not reader._tag_flights
+            finally:
+                await client.aclose()
+        gc.collect()
+        await asyncio.sleep(0.05)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []

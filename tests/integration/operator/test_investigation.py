@@ -8,6 +8,7 @@ the created-by stamp is the annotation the mutating webhook writes. Nothing is m
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from minerguard.api.investigation import (
     ExecSession,
 )
 from minerguard.timestamps import now, parse_time
+from minerguard_operator.decide.investigation import UNGUARDED_SESSIONS
 from tests.integration.operator.harness import Cluster, running
 from tests.integration.webhook import oci
 from tests.kube_emulator import EmulatorThread
@@ -34,6 +36,19 @@ pytestmark = pytest.mark.slow
 DELETE_AND_STOP = {"runtime": ["Alert", "StopOwner", "DeletePod"], "podDeletionGraceSeconds": 0}
 ALERT = {"runtime": ["Alert"]}
 MINER = (b"#!/bin/sh\nwhile :; do :; done\n", 0o755)
+NODE_INFO = {
+    "operatingSystem": "linux",
+    "architecture": "amd64",
+    "bootID": "b",
+    "containerRuntimeVersion": "containerd://2.0.0",
+    "kernelVersion": "6.12.0",
+    "kubeProxyVersion": "",
+    "kubeletVersion": "v1.32.0",
+    "machineID": "m",
+    "osImage": "Debian GNU/Linux 13",
+    "systemUUID": "s",
+}
+"""A Node's status.nodeInfo as a kubelet reports it (the client's model wants every field)."""
 OFFLINE = "127.0.0.1:9/example/app:1"
 """An image no registry serves: the address policy refuses loopback, so nothing is contacted."""
 
@@ -150,7 +165,7 @@ def test_a_foreign_image_a_named_user_applied_is_traced_to_them_and_its_owner_is
     cluster.policy(actions=DELETE_AND_STOP, trustedRegistries=["registry.example.com/acme/"])
     alice = Actor(username="alice", groups=["devs"], operation="CREATE", time=now())
     _, _, pod = stamped_deployment(cluster, "web", image, digest, alice)
-    with running(kube.url, **reads(registry.host)):
+    with running(kube.url, **reads(registry.host, creator_stamps_trusted=True)):
         cluster.detection(
             "miner-1",
             pod["metadata"]["name"],
@@ -359,7 +374,7 @@ def test_a_pod_deleted_before_the_operator_ran_is_investigated_from_its_owner(
         "miner-6", pod["metadata"]["name"], image=image, imageDigest=digest, owner=owner
     )
     cluster.core.delete_namespaced_pod(pod["metadata"]["name"], "apps")
-    with running(kube.url, **reads(registry.host)):
+    with running(kube.url, **reads(registry.host, creator_stamps_trusted=True)):
         found = investigation(cluster, "miner-6")
     assert any("no longer exists" in u for u in found["unknowns"])
     assert ("Deployment", "job") in {(p["kind"], p["name"]) for p in found["restartPaths"]}
@@ -567,3 +582,124 @@ def test_a_workload_recorded_by_a_scan_is_investigated_from_its_template(
     assert found["image"]["image"] == image
     assert found["image"]["digest"] == digest  # the tag, read now (said as Likely)
     assert not any("pod template (the pod itself" in u for u in found["unknowns"])
+
+
+# -- reading it from kubectl ----------------------------------------------------------------
+
+
+def test_kubectl_describe_shows_the_investigation_summary_as_an_event_on_the_detection(
+    kube: EmulatorThread, cluster: Cluster, registry: oci.Registry
+) -> None:
+    """``kubectl describe md`` sorts the status's fields; its Events come last, in full."""
+    digest, _ = oci.push_image(registry.url, "acme/desc", tag="1")
+    image = f"{registry.host}/acme/desc:1"
+    cluster.namespace("apps")
+    cluster.policy(actions=ALERT, trustedRegistries=[f"{registry.host}/acme/"])
+    cluster.pod("desc-1", image=image, image_id=digest)
+    cluster.pod("desc-2", image=OFFLINE)
+    with running(kube.url, **reads(registry.host)):
+        cluster.detection("miner-read", "desc-1")
+        cluster.detection("miner-offline", "desc-2")
+        read = investigation(cluster, "miner-read")
+        offline = investigation(cluster, "miner-offline")
+
+        def posted(name: str) -> dict[str, Any] | None:
+            found = cluster.events("apps", reason="Investigated", name=name)
+            return found[0] if found else None
+
+        events = {
+            name: wait_for(functools.partial(posted, name), 10, what=f"the Event on {name}")
+            for name in ("miner-read", "miner-offline")
+        }
+    for name, found in (("miner-read", read), ("miner-offline", offline)):
+        event = events[name]
+        assert event["involvedObject"]["kind"] == "MinerDetection"
+        assert event["message"] == found["summary"]
+        assert event["type"] == ("Normal" if found["state"] == "Complete" else "Warning")
+    assert offline["state"] != "Complete"
+
+
+# -- multi-arch images ----------------------------------------------------------------------
+
+
+def test_an_index_digest_is_read_for_the_platform_of_the_node_that_ran_it(
+    kube: EmulatorThread, cluster: Cluster, registry: oci.Registry
+) -> None:
+    """The pod's imageID is the index; the history that matters is the one its node pulled."""
+
+    def built(arch: str) -> list[dict[str, Any]]:
+        return [{"created": "2026-11-01T10:00:00Z", "created_by": f"ADD rootfs-{arch}.tar /"}]
+
+    platforms = {
+        arch: oci.push_image(registry.url, "acme/multi", arch=arch, history=built(arch))
+        for arch in ("amd64", "arm64")
+    }
+    index = oci.push_index(registry.url, "acme/multi", "1", platforms)
+    image = f"{registry.host}/acme/multi:1"
+    cluster.namespace("apps")
+    cluster.policy(actions=ALERT, trustedRegistries=[f"{registry.host}/acme/"])
+    cluster.core.create_node(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "arm-node"},
+            "status": {"nodeInfo": {**NODE_INFO, "architecture": "arm64"}},
+        }
+    )
+    cluster.pod("multi-1", image=image, image_id=index)
+    cluster.pod("multi-2", image=image, image_id=index)
+    with running(kube.url, **reads(registry.host)):
+        cluster.detection("miner-arm", "multi-1", node="arm-node")
+        cluster.detection("miner-nowhere", "multi-2")
+        on_arm = investigation(cluster, "miner-arm")
+        nowhere = investigation(cluster, "miner-nowhere")
+    assert [step["createdBy"] for step in on_arm["image"]["history"]] == [
+        built("arm64")[0]["created_by"]
+    ]
+    assert on_arm["image"]["confidence"] == "Certain"
+    assert not any("another platform" in u for u in on_arm["unknowns"])
+    # No node known: linux/amd64 is read, and said to be a guess.
+    assert [step["createdBy"] for step in nowhere["image"]["history"]] == [
+        built("amd64")[0]["created_by"]
+    ]
+    assert nowhere["image"]["confidence"] == "Likely"
+
+
+# -- what the chart tells the operator it may believe ---------------------------------------
+
+
+def test_an_exec_session_is_a_claim_unless_the_cluster_lets_only_the_webhook_record_it(
+    kube: EmulatorThread, cluster: Cluster
+) -> None:
+    """exec_sessions_guarded (the chart's policy rendered and denying) reaches the decision."""
+    cluster.namespace("apps")
+    cluster.policy(actions=ALERT)
+    command = ["sh", "-c", "/tmp/x"]
+    found = {}
+    for guarded in (False, True):
+        name = f"api-{str(guarded).lower()}"
+        pod = cluster.pod(name, image=OFFLINE)
+        session = ExecSession(
+            username="mallory", time=now(), container="main", command=command, tty=False
+        )
+        exec_event(cluster, pod, session)
+        with running(kube.url, investigate=True, exec_sessions_guarded=guarded):
+            cluster.detection(
+                f"miner-{name}",
+                name,
+                layer="Exec",
+                evidence={
+                    "pid": 4242,
+                    "executable": "/tmp/x",
+                    "entry": "Exec",
+                    "executableOrigin": "WrittenAfterStart",
+                    "commandLine": "/tmp/x",
+                    "lineage": [
+                        {"pid": 4200, "executable": "/bin/sh", "commandLine": " ".join(command)}
+                    ],
+                },
+            )
+            found[guarded] = investigation(cluster, f"miner-{name}")
+    for guarded, report in found.items():
+        assert report["provenance"]["execSession"]["username"] == "mallory"
+        assert (UNGUARDED_SESSIONS in report["unknowns"]) is not guarded

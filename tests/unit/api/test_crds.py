@@ -58,6 +58,13 @@ def test_resources_have_short_names_status_and_readable_columns() -> None:
         if "priority" not in c
     ]
     assert columns == ["Pod", "Node", "Layer", "Reason", "Score", "Action", "Origin", "Via", "Age"]
+    wide = {c["name"]: c for c in detection["versions"][0]["additionalPrinterColumns"]}
+    assert wide["Summary"] == {  # -o wide: the summary describe's sorted fields bury
+        "name": "Summary",
+        "type": "string",
+        "jsonPath": ".status.investigation.summary",
+        "priority": 1,
+    }
     for spec in (detection, policy):
         assert spec["versions"][0]["subresources"] == {"status": {}}
 

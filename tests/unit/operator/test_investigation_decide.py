@@ -186,6 +186,7 @@ def test_a_foreign_image_started_by_a_deployment_alice_applied_is_named_with_her
             owners=owners,
             image=foreign(),
             quarantined=True,
+            trust_stamps=True,
             entry_points=[
                 EntryPoint(
                     kind="Service",
@@ -384,7 +385,13 @@ def test_sessions_outside_the_window_in_another_container_or_denied_do_not_count
 def test_the_correlated_session_names_the_user_in_provenance_and_timeline() -> None:
     det = detection(evidence=LINEAGE_EVIDENCE, status=ACTED_STATUS)
     found = inv.investigate(
-        facts(det, pod=pod(), image=ours(), exec_sessions=[session("bob", EXEC_AT, EXEC_CMD)])
+        facts(
+            det,
+            pod=pod(),
+            image=ours(),
+            exec_sessions=[session("bob", EXEC_AT, EXEC_CMD)],
+            trust_exec_sessions=True,
+        )
     )
     assert found.via is Via.EXEC
     assert found.provenance.exec_session is not None
@@ -414,6 +421,92 @@ def test_exec_with_no_session_event_says_why_it_may_be_missing() -> None:
     assert found.provenance.exec_session is None
     assert inv.NO_EXEC_SESSION in found.unknowns
     assert found.state is InvestigationState.PARTIAL
+
+
+def exec_facts(*sessions: ExecSession, **fields: Any) -> Facts:
+    det = detection(evidence=LINEAGE_EVIDENCE, status=ACTED_STATUS)
+    return facts(det, pod=pod(), image=ours(), exec_sessions=list(sessions), **fields)
+
+
+def test_a_forged_exec_session_event_on_an_unguarded_cluster_is_likely_not_certain() -> None:
+    # Anyone who may create Events in the namespace can write this one to blame alice.
+    forged = session("alice", EXEC_AT, EXEC_CMD, authenticated=True)
+    found = inv.investigate(exec_facts(forged))
+    assert found.provenance.exec_session is not None
+    assert found.provenance.exec_session.username == "alice"
+    assert found.provenance.confidence is Confidence.LIKELY
+    assert inv.UNGUARDED_SESSIONS in found.unknowns
+    assert found.state is InvestigationState.PARTIAL
+
+
+def test_an_exec_session_whose_review_was_not_authenticated_is_likely() -> None:
+    claimed = session("alice", EXEC_AT, EXEC_CMD, authenticated=False)
+    found = inv.investigate(exec_facts(claimed, trust_exec_sessions=True))
+    assert found.provenance.confidence is Confidence.LIKELY
+    assert inv.UNAUTHENTICATED_SESSION in found.unknowns
+    assert inv.UNGUARDED_SESSIONS not in found.unknowns
+
+
+def test_a_guarded_authenticated_exec_session_is_certain() -> None:
+    for authenticated in (True, None):  # None: a webhook that did not record it
+        vouched = session("bob", EXEC_AT, EXEC_CMD, authenticated=authenticated)
+        found = inv.investigate(exec_facts(vouched, trust_exec_sessions=True))
+        assert found.provenance.confidence is Confidence.CERTAIN
+        assert not [u for u in found.unknowns if "exec" in u]
+
+
+def test_a_flood_of_decoy_sessions_matching_the_command_takes_the_nearest_and_says_so() -> None:
+    decoys = [session(f"decoy{i}", f"2026-11-30T10:0{i}:00Z", EXEC_CMD) for i in range(5)]
+    nearest = session("bob", EXEC_AT, EXEC_CMD)
+    found = inv.investigate(exec_facts(*decoys, nearest, trust_exec_sessions=True))
+    assert found.provenance.exec_session is not None
+    assert found.provenance.exec_session.username == "bob"
+    assert found.provenance.confidence is Confidence.LIKELY  # other users matched too
+    rivals = [u for u in found.unknowns if "6 exec sessions matched" in u]
+    assert rivals, found.unknowns
+    assert "decoy4" in rivals[0]
+
+
+def test_repeated_sessions_of_one_user_matching_the_command_stay_certain_but_are_said() -> None:
+    again = [session("bob", "2026-11-30T10:03:00Z", EXEC_CMD), session("bob", EXEC_AT, EXEC_CMD)]
+    found = inv.investigate(exec_facts(*again, trust_exec_sessions=True))
+    assert found.provenance.confidence is Confidence.CERTAIN
+    assert any("2 exec sessions matched" in u for u in found.unknowns)
+
+
+def test_a_forged_event_cannot_rewrite_what_an_exec_request_ran() -> None:
+    det = detection(
+        layer="Admission",
+        objectKind="PodExecOptions",
+        requestingUser="bob",
+        requesterAuthenticated=True,
+        evidence={"commandLine": "xmrig -o pool:3333"},
+    )
+    forged = session("bob", OBSERVED, ["rm", "-rf", "/data"], event="forged")
+    real = session("bob", OBSERVED, ["xmrig", "-o", "pool:3333"], event="real", tty=False)
+    found = inv.investigate(facts(det, image=foreign(), exec_sessions=[forged]))
+    assert found.provenance.exec_session is not None
+    assert found.provenance.exec_session.command == ["xmrig", "-o", "pool:3333"]
+    assert found.provenance.exec_session.event is None  # the request itself, not the Event
+    found = inv.investigate(facts(det, image=foreign(), exec_sessions=[forged, real]))
+    assert found.provenance.exec_session is not None
+    assert found.provenance.exec_session.event == "real"
+    # Guarded, only the webhook writes them: its Event (the command as scrubbed) is taken.
+    scrubbed = session("bob", OBSERVED, ["xmrig", "-o", "***"], event="webhook")
+    found = inv.investigate(
+        facts(det, image=foreign(), exec_sessions=[scrubbed], trust_exec_sessions=True)
+    )
+    assert found.provenance.exec_session is not None
+    assert found.provenance.exec_session.event == "webhook"
+
+
+def test_stamps_are_not_believed_unless_the_operator_is_told_they_are_guarded() -> None:
+    top = deployment(annotations={CREATED_BY_ANNOTATION: stamp("alice")})
+    assert Facts(detection=detection(), started_at="", now="").trust_stamps is False
+    assert Facts(detection=detection(), started_at="", now="").trust_exec_sessions is False
+    found = inv.investigate(facts(owners=[top], image=foreign()))
+    assert inv.UNTRUSTED_STAMP in found.unknowns
+    assert "alice" not in found.summary
 
 
 def test_an_exec_admission_detection_takes_the_requester_as_the_session() -> None:
@@ -502,7 +595,7 @@ def test_an_admission_detection_of_a_stamped_workload_names_the_requester_as_its
         evidence={"commandLine": "xmrig"},
     )
     top = deployment(annotations={CREATED_BY_ANNOTATION: stamp("alice")})
-    found = inv.investigate(facts(det, owners=[top], image=foreign()))
+    found = inv.investigate(facts(det, owners=[top], image=foreign(), trust_stamps=True))
     created, changed = found.provenance.workload_created_by, found.provenance.workload_changed_by
     assert created is not None
     assert changed is not None
@@ -517,7 +610,9 @@ def test_an_admission_detection_of_a_stamped_workload_names_the_requester_as_its
 def test_a_controller_creating_the_pod_is_not_the_human_named() -> None:
     top = deployment(annotations={CREATED_BY_ANNOTATION: stamp("alice")})
     p = pod(annotations={CREATED_BY_ANNOTATION: stamp(CONTROLLER, POD_CREATED)})
-    found = inv.investigate(facts(pod=p, owners=[replicaset(), top], image=foreign()))
+    found = inv.investigate(
+        facts(pod=p, owners=[replicaset(), top], image=foreign(), trust_stamps=True)
+    )
     assert found.provenance.pod_created_by is not None
     assert found.provenance.pod_created_by.username == CONTROLLER
     assert "alice" in found.summary
@@ -796,7 +891,7 @@ def test_junk_in_every_object_does_not_crash_and_long_strings_are_cut() -> None:
 
 def test_control_characters_from_objects_never_reach_the_responders_terminal() -> None:
     top = deployment(annotations={CREATED_BY_ANNOTATION: stamp("al\x1b[2Jice")})
-    found = inv.investigate(facts(owners=[top], image=foreign()))
+    found = inv.investigate(facts(owners=[top], image=foreign(), trust_stamps=True))
     assert "\x1b" not in found.summary
     assert "al?[2Jice" in found.summary
 
@@ -883,6 +978,7 @@ def test_investigate_never_raises_on_junk_facts(
             exec_sessions=[session("bob", when, line.split() or ["sh"])],
             image=ours(labels={line: line}),
             trust_stamps=trust,
+            trust_exec_sessions=not trust,
         )
     )
     assert found.summary
