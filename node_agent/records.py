@@ -85,6 +85,9 @@ class ProcessLink:
     command_line: str | None
     started_at: float | None
     """Epoch seconds (boot time plus the process's start ticks); None where unknown."""
+    exited: bool | None = None
+    """True for an ancestor that had exited when the agent looked: remembered from process
+    events (``judge.lineage``), not read from /proc; None for one read live."""
 
 
 @dataclass(frozen=True, slots=True)

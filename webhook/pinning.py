@@ -274,6 +274,7 @@ async def answer(services: Services, body: bytes | bytearray) -> tuple[int, byte
         log.exception("pinning %s failed", request.uid)
         pins = Pins(warnings=("minerguard: images not pinned: internal error (logged)",))
     if settings.stamp_creator:  # pure and bounded: whatever pinning did, the stamp is written
-        stamped = stamping.operations(request, timestamps.now())
+        kinds = settings.workload_kinds()  # the built-in table unless kinds are registered
+        stamped = stamping.operations(request, timestamps.now(), kinds)
         pins = Pins((*pins.operations, *stamped), pins.warnings)
     return 200, response(request.uid, pins)

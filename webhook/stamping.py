@@ -20,6 +20,12 @@ The stamp is only worth something if nobody else can write it:
   back (an outage with ``failurePolicy: Ignore``, a status subresource, a later mutating
   webhook): enforced by the API server itself, whatever happens to this process.
 
+Workload CRDs are stamped and guarded the same way: Argo Workflows, Tekton runs, Kubeflow jobs
+(:data:`minerguard.workloads.CRD_KINDS`) and the kinds registered in ``webhook.podTemplateKinds``.
+Their pods are created by the engine's controller, so the object's stamp is the only record of
+the person who started the run; the chart's stamp entry and guard are built from the same
+table as the validating rules (a drift test holds them together).
+
 One exception on CREATE: a ReplicaSet the deployment controller creates for its Deployment
 keeps the stamp it is created with. The controller copies the Deployment's annotations onto
 the ReplicaSet (the Deployment's own stamp, guarded like every other) and puts them back on
@@ -31,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from minerguard import workloads
 from minerguard.api.investigation import CREATED_BY_ANNOTATION, Actor
 from webhook.review import AdmissionRequest
 
@@ -46,7 +53,8 @@ STAMPED = frozenset(
         ("batch", "CronJob"),
     }
 )
-"""The kinds stamped (group, kind): Kubernetes' own workloads, as the chart's entry matches."""
+"""Kubernetes' own kinds stamped (group, kind), as the chart's entry matches; workload CRDs
+are the table's (:func:`stamped`)."""
 DEPLOYMENT_CONTROLLER = "system:serviceaccount:kube-system:deployment-controller"
 MAX_GROUPS = 64
 MAX_CHARS = 256
@@ -74,10 +82,21 @@ def stamp(request: AdmissionRequest, time_text: str) -> str:
     return actor.stamp()
 
 
-def operations(request: AdmissionRequest, time_text: str) -> list[dict[str, Any]]:
+def stamped(group: str, kind: str, kinds: workloads.Workloads = workloads.BUILTIN) -> bool:
+    """Whether objects of this kind carry the stamp: Kubernetes' own or a workload CRD's.
+
+    ``kinds`` is the webhook's table (the built-in CRDs and ``webhook.podTemplateKinds``); the
+    chart only sends what it routes, so a CRD switched off there never reaches this.
+    """
+    return (group, kind) in STAMPED or (group, kind) in kinds.kinds
+
+
+def operations(
+    request: AdmissionRequest, time_text: str, kinds: workloads.Workloads = workloads.BUILTIN
+) -> list[dict[str, Any]]:
     """The JSONPatch operations stamping (CREATE) or guarding (UPDATE) one object."""
     obj = request.object
-    if (request.kind.group, request.kind.kind) not in STAMPED or request.sub_resource:
+    if request.sub_resource or not stamped(request.kind.group, request.kind.kind, kinds):
         return []
     if not isinstance(obj, Mapping):
         return []

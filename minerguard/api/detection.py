@@ -108,6 +108,15 @@ class ProcessLink(ApiModel):
     executable: str | None = None
     command_line: str | None = None
     started_at: str | None = None
+    exited: bool | None = Field(
+        default=None,
+        description=(
+            "True when this ancestor had already exited when the agent looked (an exec'd "
+            "shell that left its child running): the agent remembered it from process events "
+            "rather than reading it from /proc. Its command line is absent when it exited "
+            "before the agent could read it."
+        ),
+    )
 
 
 class Evidence(ApiModel):

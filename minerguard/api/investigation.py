@@ -250,8 +250,8 @@ class EntryPoint(ApiModel):
 
     kind: str = Field(
         description=(
-            "Service, Ingress, Gateway, HTTPRoute, ServiceAccount, RuntimeSocket, Privileged, "
-            "HostPID, HostNetwork, AnonymousBinding."
+            "Service, Ingress, Gateway, HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, ServiceAccount, "
+            "RuntimeSocket, Privileged, HostPID, HostNetwork, AnonymousBinding, BroadBinding."
         )
     )
     name: str

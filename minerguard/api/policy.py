@@ -384,8 +384,10 @@ class MinerPolicyStatus(ApiModel):
     anonymous_access: list[EntryPoint] = Field(
         default_factory=list,
         description=(
-            "RBAC bindings that give anything to system:anonymous or system:unauthenticated, "
-            "checked cluster-wide by the operator."
+            "RBAC bindings that give anything to anonymous users (system:anonymous, "
+            "system:unauthenticated), or rights to every user or every service account "
+            "(system:authenticated, system:serviceaccounts[:NS]), checked cluster-wide by the "
+            "operator; the AccessReviewed condition says whether it could be read."
         ),
     )
 

@@ -10,16 +10,25 @@ Two questions an incident responder asks of every process the agent reports:
   container (runc, the shim), but another pid. A process cannot change its own parent, so an
   exec session cannot pass itself off as the init by its chain.
 
-  What an attacker can do is orphan: ``kubectl exec pod -- sh -c './miner &'`` and let the
-  shell exit. The kernel re-parents the miner to its pid namespace's init, and its chain now
-  reads "Init". The agent's ``Lineage`` (fed by fork and exit events) remembers that a process
-  outlived the parent that forked it: a link adopted by the init that way makes the answer
-  ``Unknown``, never a wrong ``Init``. Re-parenting to a subreaper is always to an original
-  ancestor, so a chain through one is still true. Also ``Unknown``: a process sharing the
-  host's pid namespace (hostPID), a pod sharing one pid namespace between its containers (the
-  pause process is init, in another container), a chain cut by a vanished process, by /proc
-  refusing, or by the depth bound; and an orphan whose fork the agent did not see (started
-  before the agent, or while its events overran) cannot be told from a child of the init.
+  What an attacker can do is orphan: ``kubectl exec pod -- sh -c 'nohup ./miner &'`` and let
+  the shell exit. The kernel re-parents the miner to its pid namespace's init, and its chain in
+  /proc now reads "Init". The agent's ``Lineage`` (fed by fork and exit events) remembers who
+  forked whom past an exit: where a link of the chain was re-parented, the walk goes on
+  through the exited processes that really started it (each named by its record's serial, so
+  a reused pid cannot stand in for one; a live ancestor reached that way must have started
+  before the fork it is said to have made) until it reaches a live one: outside the container
+  means the top exited link was the exec'd root (``Exec``), the container's init means
+  ``Init``. Those links are marked ``exited``; their command line is there when the exec layer
+  read the process before it exited (a shell that ran for more than its 10 ms settle: one
+  that downloaded something first), else absent. An exited process can never have been its
+  pid namespace's init (its death would have killed the orphan too). Where a record is
+  missing (the agent started later, the record expired or was evicted, events were lost) a
+  link adopted by the init makes the answer ``Unknown``, never a wrong ``Init``.
+  Re-parenting to a subreaper is always to an original ancestor, so a chain through one is
+  true; the exited links between are shown all the same. Also ``Unknown``: a process sharing
+  the host's pid namespace (hostPID), a pod sharing one pid namespace between its containers
+  (the pause process is init, in another container), a chain cut by a vanished process, by
+  /proc refusing, or by the depth bound.
 
 - **Executable origin**: ``Image`` when the executable is in the image's layers,
   ``WrittenAfterStart`` when it is in the container's writable layer (``kernel.image_layers``),
@@ -34,19 +43,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from minerguard.api.investigation import Entry, ExecutableOrigin
 from node_agent import errors
 from node_agent.counters import Counters
-from node_agent.judge.lineage import Lineage
+from node_agent.judge.lineage import Lineage, Record
 from node_agent.kernel import ancestry, attribution, image_layers
 from node_agent.kernel.ancestry import Ancestor, Walk
 from node_agent.kernel.cgroups import CgroupReader, ContainerCgroup
 from node_agent.kernel.procfs import CLOCK_TICKS, Executable, ProcFS
 from node_agent.records import Ancestry, Finding, ProcessLink
 
+TICK_NS = 1e9 / CLOCK_TICKS
+REUSE_SLACK_NS = 50e6
+"""How far a live process's start (clock ticks since boot) may sit from the FORK event that
+recorded it (the kernel's monotonic clock) and still be that process: a few ticks of rounding.
+After a suspend the two clocks part, the check fails and the answer is Unknown, never wrong."""
 PER_SECOND = 64
 """Ancestries read per second at most; findings past it are reported without one (counted)."""
 FETCHERS = frozenset(
@@ -116,18 +131,91 @@ def decide_entry(walk: Walk, detached: Callable[[int], int | None]) -> tuple[Ent
     return Entry.UNKNOWN, "the pid namespace's init is not in this container (shared)"
 
 
+class _Commanded(Protocol):
+    @property
+    def command_line(self) -> str | None: ...
+
+
 def executable_origin(
-    upper_layer: bool | None, ancestors: Iterable[Ancestor]
+    upper_layer: bool | None, ancestors: Iterable[_Commanded]
 ) -> tuple[ExecutableOrigin, str | None]:
-    """Where the executable came from, and the ancestor that fetched it where one did."""
+    """Where the executable came from, and the ancestor that fetched it where one did.
+
+    Ancestors that exited count too (``sh -c 'curl -o /tmp/x ... && /tmp/x &'``): where the
+    agent read their command line before they exited, it is here.
+    """
     if upper_layer is None:
         return ExecutableOrigin.UNKNOWN, None
     if not upper_layer:
         return ExecutableOrigin.IMAGE, None
     for ancestor in ancestors:
-        if fetches(ancestor.command_line):
+        if ancestor.command_line and fetches(ancestor.command_line):
             return ExecutableOrigin.DOWNLOADED, ancestor.command_line
     return ExecutableOrigin.WRITTEN_AFTER_START, None
+
+
+def same_instance(record: Record, live: Ancestor) -> bool:
+    """Whether ``record`` is about the process /proc shows as ``live`` (not a reused pid)."""
+    if record.start_ticks is not None:
+        return record.start_ticks == live.start_ticks
+    if record.forked_ns:
+        return abs(live.start_ticks * TICK_NS - record.forked_ns) <= REUSE_SLACK_NS
+    return True
+
+
+def _started_before(live: Ancestor, fork: Record) -> bool:
+    """Whether ``live`` was running when ``fork`` was forked (so could have forked it)."""
+    if not fork.forked_ns:
+        return True
+    return live.start_ticks * TICK_NS <= fork.forked_ns + REUSE_SLACK_NS
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One ancestor for the report: read live from /proc, or remembered after its exit."""
+
+    pid: int
+    executable: str | None
+    command_line: str | None
+    start_ticks: int | None
+    forked_ns: int | None
+    exited: bool
+
+    @classmethod
+    def live(cls, ancestor: Ancestor) -> _Link:
+        return cls(
+            ancestor.pid,
+            ancestor.executable,
+            ancestor.command_line,
+            ancestor.start_ticks,
+            None,
+            exited=False,
+        )
+
+    @classmethod
+    def remembered(cls, record: Record) -> _Link:
+        return cls(
+            record.pid,
+            record.executable,
+            record.command_line,
+            record.start_ticks,
+            record.forked_ns,
+            exited=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Traced:
+    links: tuple[_Link, ...]
+    entry: Entry
+    why: str
+
+
+class _Outside:
+    """An exited ancestor read outside the container: the one below it was the exec'd root."""
+
+
+_OUTSIDE = _Outside()
 
 
 class Investigator:
@@ -175,20 +263,138 @@ class Investigator:
             self._counters.add("ancestry_gone")
             return None
         self._counters.add("ancestry_read")
-        entry, why = decide_entry(walk, self._detached)
+        traced = self._trace(walk)
+        if traced is None:
+            entry, why = decide_entry(walk, self._detached)
+            found = tuple(_Link.live(a) for a in walk.chain[1:])
+        else:
+            self._counters.add("ancestry_through_exited")
+            entry, why, found = traced.entry, traced.why, traced.links
         upper = self._upper_layer(walk.chain[0], executable)
-        origin, fetcher = executable_origin(upper, walk.chain[1:])
+        origin, fetcher = executable_origin(upper, found)
         boot = self._boot_time()
         links = tuple(
             ProcessLink(
-                pid=a.pid,
-                executable=a.executable,
-                command_line=a.command_line,
-                started_at=None if boot is None else boot + a.start_ticks / CLOCK_TICKS,
+                pid=link.pid,
+                executable=link.executable,
+                command_line=link.command_line,
+                started_at=self._started_at(boot, link),
+                exited=True if link.exited else None,
             )
-            for a in walk.chain[1:]
+            for link in found
         )
         return Ancestry(links, entry, origin, fetcher, why)
+
+    @staticmethod
+    def _started_at(boot: float | None, link: _Link) -> float | None:
+        if boot is None:
+            return None
+        if link.start_ticks is not None:
+            return boot + link.start_ticks / CLOCK_TICKS
+        if link.forked_ns:
+            return boot + link.forked_ns / 1e9  # the kernel's monotonic clock counts from boot
+        return None
+
+    def _trace(self, walk: Walk) -> _Traced | None:
+        """The chain through exited ancestors, where a link of ``walk`` was re-parented.
+
+        None when no link was (the live chain is the truth) or when what was remembered does
+        not reach a live ancestor (a record missing, a pid reused): then the live chain is
+        judged as before, and an orphan adopted by the init stays Unknown.
+        """
+        container = walk.chain[0].container
+        links: list[_Link] = []
+        live = walk  # the live chain being followed: the reported process's, then an ancestor's
+        skip = 1  # the reported process is not its own ancestor
+        traced = False
+        while True:
+            found = self._reparented(live.chain)
+            if found is None:
+                if not traced:
+                    return None
+                links.extend(_Link.live(a) for a in live.chain[skip:])
+                entry, why = decide_entry(live, self._detached)
+                return _Traced(tuple(links), entry, why)
+            index, record = found
+            links.extend(_Link.live(a) for a in live.chain[skip : index + 1])
+            traced = True
+            reached = self._exited_ancestors(record, container, links)
+            if reached is None:
+                return None
+            if isinstance(reached, _Outside) or reached.container != container:
+                entry, why = self._exec_entry(walk)
+                return _Traced(tuple(links), entry, why)
+            if reached.own_pid == 1:  # the container's init: the exited chain began there
+                links.append(_Link.live(reached))
+                return _Traced(tuple(links), Entry.INIT, "")
+            rest = ancestry.walk(
+                self._proc,
+                reached.pid,
+                max_links=max(self._max_links - len(links) - 1, 0),
+                container_pids=self._container_pids,
+            )
+            if rest is None or rest.chain[0].start_ticks != reached.start_ticks:
+                return None
+            live, skip = rest, 0
+
+    def _reparented(self, chain: tuple[Ancestor, ...]) -> tuple[int, Record] | None:
+        """The first link whose recorded original parent is not its parent now.
+
+        Never the pid namespace's init: it begins the container, and its own re-parenting
+        (``runc run -d`` exits, the shim adopts it) happens outside.
+        """
+        for index, link in enumerate(chain):
+            if link.own_pid == 1:
+                return None
+            record = self._lineage.record(link.pid)
+            if record is not None and record.parent != link.ppid and same_instance(record, link):
+                return index, record
+        return None
+
+    def _exited_ancestors(
+        self, record: Record, container: str, links: list[_Link]
+    ) -> Ancestor | _Outside | None:
+        """Append ``record``'s exited ancestors to ``links``; the live one reached above them.
+
+        ``_OUTSIDE`` when an exited one was read outside the container; None when the trail is
+        lost (a record gone, a pid reused, /proc refused, the depth bound).
+        """
+        current = record
+        while len(links) < self._max_links:
+            parent = self._lineage.parent_of(current)
+            if parent is None and current.parent_serial is not None:
+                self._counters.add("ancestry_record_missing")
+                return None
+            if parent is not None and parent.exited:
+                if parent.container is not None and parent.container != container:
+                    return _OUTSIDE
+                links.append(_Link.remembered(parent))
+                current = parent
+                continue
+            try:
+                live = ancestry.read_ancestor(self._proc, current.parent)
+            except errors.AgentError:
+                return None
+            if parent is not None and not same_instance(parent, live):
+                return None
+            if not _started_before(live, current):
+                return None
+            return live
+        return None
+
+    @staticmethod
+    def _exec_entry(walk: Walk) -> tuple[Entry, str]:
+        """Exec for a chain whose top (live or exited) was started from outside the container.
+
+        As for a live chain: not in the host's pid namespace, and the namespace's init is in
+        this container (the live chain's top is it, or was found in the container's pids).
+        """
+        top = walk.chain[-1]
+        if len(walk.chain[0].nspid) < 2:
+            return Entry.UNKNOWN, "the container shares the host's pid namespace"
+        if top.own_pid == 1 or walk.ns_init_in_container:
+            return Entry.EXEC, ""
+        return Entry.UNKNOWN, "the pid namespace's init is not in this container (shared)"
 
     def _take(self) -> bool:
         """Take one read from this second's budget.

@@ -158,14 +158,14 @@ class ExecWatcher:
         for index, event in enumerate(events):
             if event.kind is EventKind.FORK:
                 if event.parent is not None:
-                    self._lineage.fork(event.pid, event.parent)
+                    self._lineage.fork(event.pid, event.parent, event.timestamp_ns)
                 if self._earned is not None and self._earned.active and budget > 0:
                     budget -= 1
                     forked = self._forked(event.pid, event.timestamp_ns)
                     if forked is not None:
                         findings.append(forked)
             elif event.kind is EventKind.EXIT:
-                self._lineage.exit(event.pid)
+                self._lineage.exit(event.pid, event.timestamp_ns)
             elif last_exit.get(event.pid, -1) > index:
                 self._counters.add("exec_exited_in_batch")
             elif not event.rescan and event.timestamp_ns > young:
@@ -189,6 +189,7 @@ class ExecWatcher:
         try:
             owner = attribution.attribute_lines(self._proc.cgroups(pid))
             if not owner.in_pod and not self._include_host:
+                self._lineage.seen(pid, container=owner.key)  # an ancestor's side of the edge
                 self._counters.add("exec_host_skipped")
                 return None
             if owner.pod_uid is not None and owner.pod_uid in self._ignore_pods:
@@ -218,6 +219,13 @@ class ExecWatcher:
             return None
         self._judged.put(key, None)
         self._lineage.observe(pid, snap.ppid)
+        self._lineage.seen(
+            pid,
+            container=snap.owner.key,
+            start_ticks=snap.start_ticks,
+            command_line=snap.command_line,
+            executable=snap.exe.path if snap.exe else None,
+        )
         if self._earned is not None and self._earned.has_pod(snap.owner.pod_uid):
             again = self._respawned(snap, timestamp_ns)
             if again is not None:

@@ -50,6 +50,7 @@ def _lineage(finding: Finding) -> list[detection.ProcessLink]:
             executable=link.executable,
             command_line=link.command_line,
             started_at=None if link.started_at is None else format_time(link.started_at),
+            exited=link.exited,
         )
         for link in finding.ancestry.lineage
     ]

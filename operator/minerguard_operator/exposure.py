@@ -1,7 +1,8 @@
 """Reading what the entry-point decisions need from the API server, and asking its authorizer.
 
 The decisions are in :mod:`minerguard_operator.decide.exposure`; this module lists the objects
-they judge (Services, Ingresses, Gateway API routes and Gateways, RBAC bindings) and asks one
+they judge (Services, Ingresses, Gateway API routes and Gateways, RBAC bindings and the roles
+they bind) and asks one
 SubjectAccessReview per :data:`~minerguard_operator.decide.exposure.ACCESS_CHECKS` entry. It never
 raises for an API failure: what could not be read (forbidden, not served, unreachable, cut at a
 bound) becomes a sentence in ``unknowns``, so an investigation says "could not see" rather than
@@ -28,6 +29,17 @@ TIMEOUT_SECONDS = 5.0
 MAX_OBJECTS = 500
 """Objects listed per kind; more are said in ``unknowns``, not read."""
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_API_ALPHA = "gateway.networking.k8s.io/v1alpha2"
+ROUTES = (
+    (GATEWAY_API, "httproutes", "HTTPRoute"),
+    (GATEWAY_API, "grpcroutes", "GRPCRoute"),
+    (GATEWAY_API_ALPHA, "tlsroutes", "TLSRoute"),
+    (GATEWAY_API_ALPHA, "tcproutes", "TCPRoute"),
+)
+"""(version, plural, kind) of each Gateway API route read: the version each is served at in the
+Gateway API's standard and experimental channels."""
+MAX_ROLE_READS = 50
+"""Roles read per reading to judge broad bindings; the bindings to the rest are said unread."""
 RBAC = "rbac.authorization.k8s.io/v1"
 REVIEWS = resources.path("authorization.k8s.io/v1", "subjectaccessreviews")
 
@@ -77,6 +89,17 @@ def _list(
     return items[:MAX_OBJECTS]
 
 
+def _served(
+    api: client.ApiClient, version: str, unknowns: list[str], calls: Calls
+) -> frozenset[str]:
+    _count(calls)
+    try:
+        return discovery.served(api, version)
+    except errors.ApiError as err:
+        unknowns.append(f"whether {version} is served could not be read: {_why(err)}")
+        return frozenset()
+
+
 def _routes(
     api: client.ApiClient,
     namespace: str,
@@ -84,24 +107,25 @@ def _routes(
     unknowns: list[str],
     calls: Calls,
 ) -> list[EntryPoint]:
-    """Ingresses of the namespace and Gateway API routes (any namespace) to the routed Services."""
+    """Ingresses of the namespace and Gateway API routes (any namespace) to the routed Services.
+
+    Each route kind (:data:`ROUTES`) is listed only where its version is served, and each
+    listing is bounded like any other; a route carries its kind (a list may leave it out).
+    """
     ingresses = _list(
         api, "networking.k8s.io/v1", "ingresses", namespace, unknowns=unknowns, calls=calls
     )
     routes: list[dict[str, Any]] = []
     gateways: list[dict[str, Any]] = []
-    _count(calls)
-    try:
-        served = discovery.served(api, GATEWAY_API)
-    except errors.ApiError as err:
-        unknowns.append(f"whether the Gateway API is served could not be read: {_why(err)}")
-        served = frozenset()
-    if "httproutes" in served:  # routes elsewhere may name this namespace (ReferenceGrant)
-        routes = _list(api, GATEWAY_API, "httproutes", None, unknowns=unknowns, calls=calls) or []
-        if routes and "gateways" in served:
-            gateways = (
-                _list(api, GATEWAY_API, "gateways", None, unknowns=unknowns, calls=calls) or []
-            )
+    served: dict[str, frozenset[str]] = {}
+    for version, plural, kind in ROUTES:
+        if version not in served:
+            served[version] = _served(api, version, unknowns, calls)
+        if plural in served[version]:  # routes elsewhere may name this namespace (ReferenceGrant)
+            listed = _list(api, version, plural, None, unknowns=unknowns, calls=calls) or []
+            routes += [{**route, "kind": route.get("kind") or kind} for route in listed]
+    if routes and "gateways" in served.get(GATEWAY_API, frozenset()):
+        gateways = _list(api, GATEWAY_API, "gateways", None, unknowns=unknowns, calls=calls) or []
     return exposure.ingress_routes(routed, ingresses or [], gateways, routes, namespace=namespace)
 
 
@@ -158,7 +182,7 @@ def entry_points(
     """The doors open to this pod: its exposure, its account's permissions, its host access.
 
     Returns (found, unknowns). Never raises for an API failure; ``calls`` is called once per
-    API call made (at most 4 lists, one discovery GET and 6 access reviews).
+    API call made (at most 7 lists, two discovery GETs and 6 access reviews).
     """
     unknowns: list[str] = []
     metadata = _mapping(pod.get("metadata"))
@@ -212,19 +236,63 @@ def _roles(
     return cluster_roles, roles
 
 
+def _broad_roles(
+    api: client.ApiClient,
+    keys: Sequence[exposure.RoleKey],
+    unknowns: list[str],
+    calls: Calls,
+) -> dict[exposure.RoleKey, dict[str, Any] | None]:
+    """The roles bound to every user or service account, read; None for a missing one.
+
+    One not read (failed, or beyond :data:`MAX_ROLE_READS`) is left out, and said.
+    """
+    read: dict[exposure.RoleKey, dict[str, Any] | None] = {}
+    if len(keys) > MAX_ROLE_READS:
+        unknowns.append(
+            f"{len(keys)} roles are bound to every user or service account: only the first"
+            f" {MAX_ROLE_READS} were read"
+        )
+    for key in keys[:MAX_ROLE_READS]:
+        kind, namespace, name = key
+        plural = "clusterroles" if kind == "ClusterRole" else "roles"
+        _count(calls)
+        try:
+            raw = resources.request(
+                api, "GET", resources.path(RBAC, plural, namespace, name), timeout=TIMEOUT_SECONDS
+            )
+            read[key] = resources.read_json(raw)
+        except errors.NotFound:
+            read[key] = None
+        except errors.ApiError as err:
+            where = f" in {namespace}" if namespace else ""
+            unknowns.append(f"{kind} {name}{where} could not be read to judge it: {_why(err)}")
+    return read
+
+
 def anonymous_access(
     api: client.ApiClient, *, calls: Calls = None
 ) -> tuple[list[EntryPoint], list[str]]:
-    """RBAC bindings that give anything to anonymous users, cluster-wide: (found, unknowns).
+    """Bindings giving anything to anonymous users or rights to everyone, cluster-wide.
 
-    Two lists and a GET per default role bound to anonymous users (to see it was not widened).
+    Returns (found, unknowns): anonymous bindings, then those giving rights to every user or
+    every service account. Nothing found with unknowns said is not a clean bill: the caller must
+    not publish it as "none".
+
+    Two lists, a GET per default role bound to anonymous users (to see it was not widened) and a
+    GET per role bound to every user or service account (at most :data:`MAX_ROLE_READS`).
     """
     unknowns: list[str] = []
     cluster_bindings = _list(api, RBAC, "clusterrolebindings", None, unknowns=unknowns, calls=calls)
     bindings = _list(api, RBAC, "rolebindings", None, unknowns=unknowns, calls=calls)
+    if cluster_bindings is None and bindings is None:
+        return [], unknowns
     bound = exposure.default_roles_bound(cluster_bindings or [], bindings or [])
     cluster_roles, roles = _roles(api, bound, unknowns, calls)
     found = exposure.anonymous_bindings(
         cluster_bindings or [], bindings or [], cluster_roles=cluster_roles, roles=roles
+    )
+    keys = exposure.broad_roles_bound(cluster_bindings or [], bindings or [])
+    found += exposure.broad_bindings(
+        cluster_bindings or [], bindings or [], roles=_broad_roles(api, keys, unknowns, calls)
     )
     return found, unknowns

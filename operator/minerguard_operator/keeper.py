@@ -20,6 +20,7 @@ from minerguard.kube import errors, resources, workloads
 from minerguard.policy_book import PolicyState
 from minerguard.timestamps import format_time, parse_time
 from minerguard_operator import changes, exposure
+from minerguard_operator.decide import exposure as exposure_decisions
 from minerguard_operator.decide import retention, scanning, statuses
 from minerguard_operator.decide.records import DetectionRecord
 from minerguard_operator.events import Emit, policy_ref
@@ -52,7 +53,7 @@ class PolicyKeeper:
         self._written: dict[str, dict[str, Any]] = {}
         self.anonymous_refresh_seconds = anonymous_refresh_seconds
         self._anonymous_lock = threading.Lock()
-        self._anonymous: tuple[float, list[dict[str, Any]] | None] | None = None
+        self._anonymous: tuple[float, list[dict[str, Any]] | None, list[str]] | None = None
 
     @property
     def api(self) -> client.ApiClient:
@@ -103,11 +104,11 @@ class PolicyKeeper:
         }
         if records is not None:
             desired["counts"] = statuses.counts(records)
-        anonymous = self.anonymous_access()
+        _, anonymous, unread = self._anonymous_reading()
         if anonymous is not None:
             desired["anonymousAccess"] = anonymous
         with self._lock:
-            key = {**desired, "error": state.error}
+            key = {**desired, "error": state.error, "unread": unread}
             if not force and self._written.get(name) == key:
                 return False
             desired["conditions"] = statuses.policy_conditions(
@@ -117,6 +118,15 @@ class PolicyKeeper:
                 now=format_time(self.state.clock()),
                 generation=generation,
             )
+            desired["conditions"].append(
+                exposure_decisions.access_reviewed(
+                    status.get("conditions") or [],
+                    unknowns=unread,
+                    flagged=None if anonymous is None else len(anonymous),
+                    now=format_time(self.state.clock()),
+                    generation=generation,
+                )
+            )
             try:
                 resources.patch_policy_status(self.api, name, desired)
             except errors.NotFound:
@@ -125,24 +135,32 @@ class PolicyKeeper:
         return True
 
     def anonymous_access(self) -> list[dict[str, Any]] | None:
-        """Bindings giving anything to anonymous users, as status entries; cached for a while.
+        """Bindings giving anything to anonymous users or rights to everyone, as status entries.
 
-        None while nothing could be read (forbidden, unreachable): the status then keeps what it
-        said last rather than claim there are none.
+        Cached for a while. None while nothing could be read (forbidden, unreachable): the status
+        then keeps what it said last rather than claim there are none, and its
+        ``AccessReviewed`` condition says what could not be read (:meth:`anonymous_unknowns`).
         """
+        return self._anonymous_reading()[1]
+
+    def anonymous_unknowns(self) -> list[str]:
+        """What the last cluster-wide reading of :meth:`anonymous_access` could not read."""
+        return self._anonymous_reading()[2]
+
+    def _anonymous_reading(self) -> tuple[float, list[dict[str, Any]] | None, list[str]]:
         with self._anonymous_lock:
             now = self.state.clock()
             if (
                 self._anonymous is not None
                 and now - self._anonymous[0] < self.anonymous_refresh_seconds
             ):
-                return self._anonymous[1]
+                return self._anonymous
             found, unknowns = exposure.anonymous_access(self.api)
             for unknown in unknowns:
                 log.warning("anonymous access: %s", unknown)
             entries = [entry.to_k8s() for entry in found] if found or not unknowns else None
-            self._anonymous = (now, entries)
-            return entries
+            self._anonymous = (now, entries, unknowns)
+            return self._anonymous
 
     def forget(self, name: str) -> None:
         """A policy was deleted."""

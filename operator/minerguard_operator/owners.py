@@ -16,18 +16,35 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard.kube import workloads
+from minerguard import workloads as workload_kinds
+from minerguard.kube import errors, resources, workloads
 
 MAX_OWNER_DEPTH = 5
 
 
+def _group(api_version: object) -> str | None:
+    """The API group of an ``apiVersion`` (``""`` for the core group); None when malformed."""
+    if not isinstance(api_version, str) or not api_version:
+        return None
+    group, _, version = api_version.rpartition("/")
+    return group if version else None
+
+
 def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The ownerReference marked ``controller: true``, with a uid, of a kind minerguard reads."""
+    """The ownerReference marked ``controller: true``, with a uid, of a kind minerguard reads.
+
+    Matched by group and kind: a CRD may reuse a built-in kind's name (Volcano's
+    ``batch.volcano.sh`` Job, OpenKruise's StatefulSet), and reading it as the built-in would
+    find nothing (or another object) under that name.
+    """
     metadata = obj.get("metadata") or {}
     for ref in metadata.get("ownerReferences") or ():
         if not isinstance(ref, Mapping) or not ref.get("controller"):
             continue
-        if ref.get("kind") in workloads.KINDS and ref.get("uid") and ref.get("name"):
+        kind = workloads.KINDS.get(str(ref.get("kind")))
+        if kind is None or _group(ref.get("apiVersion")) != _group(kind.api_version):
+            continue
+        if ref.get("uid") and ref.get("name"):
             return ref
     return None
 
@@ -62,3 +79,35 @@ def owner_chain(api: client.ApiClient, obj: Mapping[str, Any]) -> list[dict[str,
         chain.append(owner)
         current = owner
     return chain
+
+
+def crd_controller(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
+    """The controlling ownerReference when it is a workload CRD minerguard knows, and its plural.
+
+    Argo Workflows, Tekton runs and Kubeflow jobs make pods under their controller's identity;
+    the person who submitted them is recorded on the CRD object, so an investigation reads it.
+    Only kinds of the workload table (:data:`minerguard.workloads.BUILTIN`), by group and kind.
+    """
+    metadata = obj.get("metadata") or {}
+    for ref in metadata.get("ownerReferences") or ():
+        if not isinstance(ref, Mapping) or not ref.get("controller"):
+            continue
+        group = _group(ref.get("apiVersion"))
+        known = workload_kinds.BUILTIN.lookup(ref.get("kind"), group) if group else None
+        if known is not None and ref.get("uid") and ref.get("name"):
+            return ref, known.resource
+    return None
+
+
+def verified_crd(
+    api: client.ApiClient, ref: Mapping[str, Any], plural: str, namespace: str
+) -> dict[str, Any] | None:
+    """The CRD object a reference names, if it exists *and* has the reference's uid."""
+    url = resources.path(str(ref["apiVersion"]), plural, namespace, str(ref["name"]))
+    try:
+        found = resources.read_json(resources.request(api, "GET", url))
+    except errors.NotFound:
+        return None
+    if (found.get("metadata") or {}).get("uid") != ref.get("uid"):
+        return None
+    return found

@@ -172,3 +172,28 @@ def test_the_mutating_entry_is_called_for_creates_and_for_updates_touching_the_s
     scaled["spec"] = {"replicas": 5}
     assert not _calls(expression, "UPDATE", _object(), scaled)
     assert not _calls(expression, "UPDATE", _object(stamp=None), bare)
+
+
+WORKFLOWS = ("argoproj.io", "v1alpha1", "workflows")
+TASKRUNS = ("tekton.dev", "v1", "taskruns")
+
+
+def _crd(kind: str, group: str, stamp: str | None = GENUINE.stamp()) -> dict[str, Any]:
+    obj = _object(stamp=stamp)
+    return {**obj, "apiVersion": f"{group}/v1", "kind": kind}
+
+
+def test_nobody_can_rewrite_the_creator_of_a_workflow_or_a_taskrun() -> None:
+    # Argo/Tekton pods are created by the controller: the Workflow's or TaskRun's stamp is the
+    # only record of who started the run, so it is guarded like a Deployment's.
+    for kind, resource in (("Workflow", WORKFLOWS), ("TaskRun", TASKRUNS)):
+        group = resource[0]
+        forged = _update(DEVELOPER, _crd(kind, group), _crd(kind, group, FORGED.stamp()), resource)
+        assert not forged.allowed, kind
+        removed = _update(DEPLOYER, _crd(kind, group), _crd(kind, group, None), resource)
+        assert not removed.allowed, kind
+        via_status = _update(
+            DEPLOYER, _crd(kind, group), _crd(kind, group, None), resource, sub_resource="status"
+        )
+        assert not via_status.allowed, kind
+        assert _update(WEBHOOK, _crd(kind, group), _crd(kind, group, None), resource).allowed

@@ -132,14 +132,17 @@ def test_no_component_patches_events_or_uses_the_events_api_group() -> None:
 
 def test_the_operator_only_reads_what_entry_points_need_and_asks_the_authorizer() -> None:
     # exposure.py lists Services and Ingresses of the pod's namespace, Gateway API routes and
-    # Gateways, every (Cluster)RoleBinding for anonymous subjects and GETs the default roles bound
-    # to them; it POSTs one SubjectAccessReview per access check. It changes none of them.
+    # Gateways, every (Cluster)RoleBinding for anonymous or everyone subjects and GETs the roles
+    # bound to them; it POSTs one SubjectAccessReview per access check. It changes none of them.
     operator = _rules({}, "operator")
     for key in (
         "core/services",
         "networking.k8s.io/ingresses",
         "gateway.networking.k8s.io/gateways",
         "gateway.networking.k8s.io/httproutes",
+        "gateway.networking.k8s.io/grpcroutes",
+        "gateway.networking.k8s.io/tlsroutes",
+        "gateway.networking.k8s.io/tcproutes",
         "rbac.authorization.k8s.io/clusterrolebindings",
         "rbac.authorization.k8s.io/rolebindings",
     ):

@@ -277,7 +277,20 @@ class ClusterReader:
             if not refs:
                 break
             ref = owners.controller_ref(current)
-            if ref is None:
+            crd = owners.crd_controller(current) if ref is None else None
+            if ref is not None:
+                read = functools.partial(
+                    owners.verified,
+                    self.api,
+                    str(ref["kind"]),
+                    namespace,
+                    str(ref["name"]),
+                    str(ref["uid"]),
+                )
+            elif crd is not None:
+                ref = crd[0]
+                read = functools.partial(owners.verified_crd, self.api, ref, crd[1], namespace)
+            else:
                 other = refs[0]
                 gathering.unknowns.append(
                     f"{describe(current)} is controlled by {other.get('kind')}/"
@@ -286,9 +299,7 @@ class ClusterReader:
                 break
             kind, name, uid = str(ref["kind"]), str(ref["name"]), str(ref["uid"])
             try:
-                found = gathering.call(
-                    functools.partial(owners.verified, self.api, kind, namespace, name, uid)
-                )
+                found = gathering.call(read)
             except errors.ApiError as err:
                 gathering.failed(f"owner {kind}/{name}", err)
                 break

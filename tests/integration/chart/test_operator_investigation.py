@@ -119,3 +119,23 @@ def test_the_operator_may_get_a_node_only_while_it_investigates() -> None:
 
     assert nodes_rules({}) == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
     assert nodes_rules({"operator": {"investigation": {"enabled": False}}}) == []
+
+
+def test_the_operator_may_get_exactly_the_workload_crds_it_traces_pods_to() -> None:
+    """The rule and the workload table (what the investigation follows) cannot drift apart."""
+    from minerguard.workloads import CRD_KINDS
+
+    def crd_reads(values: dict[str, Any]) -> set[tuple[str, str]]:
+        rendered = chart.render(values)
+        (role,) = [m.obj for m in rendered.of_kind("ClusterRole") if m.name.endswith("-operator")]
+        groups = {kind.group for kind in CRD_KINDS}
+        return {
+            (group, resource)
+            for rule in role["rules"]
+            if rule.get("verbs") == ["get"] and set(rule.get("apiGroups", [])) <= groups
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+        }
+
+    assert crd_reads({}) == {(kind.group, kind.resource) for kind in CRD_KINDS}
+    assert crd_reads({"operator": {"investigation": {"enabled": False}}}) == set()

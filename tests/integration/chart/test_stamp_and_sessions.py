@@ -12,6 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from minerguard import workloads
 from tests.integration.chart import chart
 
 STAMP = {"webhook": {"stampCreator": {"enabled": True}}}
@@ -42,6 +43,9 @@ WORKLOADS = {
     ("", "replicationcontrollers"),
     ("batch", "jobs"),
     ("batch", "cronjobs"),
+    # Workload CRDs: their pods carry the engine controller's identity, so the run's creator
+    # is only recorded on the Workflow/TaskRun/... itself (the same table as the validating rules).
+    *((k.group, k.resource) for k in workloads.CRD_KINDS),
 }
 
 

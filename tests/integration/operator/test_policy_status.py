@@ -46,6 +46,7 @@ def test_a_valid_policy_reports_ready_and_counts(kube: EmulatorThread, cluster: 
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
         "Ready": "True",
         "CircuitOpen": "False",
+        "AccessReviewed": "True",  # the RBAC bindings were read for status.anonymousAccess
     }
     assert status["counts"] == {"detections": 1, "actions": 1, "suppressedActions": 0}
     assert status["signatureCount"] > 100

@@ -48,3 +48,13 @@ def test_why_the_entry_is_unknown_is_reported() -> None:
     finding = Finding("Exec", 1.0, (), "p", "Enforce", 1.7e9, "/c", pid=531, ancestry=ancestry)
     evidence = to_detection(finding, None, None).to_k8s()["spec"]["evidence"]
     assert (evidence["entry"], evidence["entryDetail"]) == ("Unknown", "pid 531 was orphaned")
+
+
+def test_an_exited_ancestor_is_marked_exited_in_the_evidence() -> None:
+    shell = ProcessLink(530, None, None, 1.7e9, exited=True)
+    ancestry = Ancestry((shell,), Entry.EXEC, ExecutableOrigin.UNKNOWN)
+    finding = Finding("Exec", 1.0, (), "p", "Enforce", 1.7e9, "/c", pid=531, ancestry=ancestry)
+    evidence = to_detection(finding, None, None).to_k8s()["spec"]["evidence"]
+    assert evidence["lineage"] == [
+        {"pid": 530, "startedAt": "2023-11-14T22:13:20Z", "exited": True}
+    ]

@@ -216,6 +216,46 @@ def test_an_httproute_backend_of_another_kind_is_not_a_service() -> None:
     assert exposure.ingress_routes(["internal"], [], [], [other], namespace="apps") == []
 
 
+def test_an_ingress_and_a_route_to_the_same_service_are_both_listed() -> None:
+    rule = {
+        "host": "shop.example.com",
+        "http": {"paths": [{"path": "/", "backend": {"service": {"name": "internal"}}}]},
+    }
+    own = route("apps", {"name": "internal", "port": 80})
+    found = exposure.ingress_routes(
+        ["internal"], [ingress("shop", rules=[rule])], [gateway("edge")], [own], namespace="apps"
+    )
+    assert [e.kind for e in found] == ["Ingress", "HTTPRoute"]
+
+
+def test_grpc_tls_and_tcp_routes_to_the_pods_service_are_listed_by_their_kind() -> None:
+    routes = []
+    for kind, hostnames in (
+        ("GRPCRoute", ["rpc.example.com"]),
+        ("TLSRoute", ["tls.example.com"]),
+        ("TCPRoute", None),
+    ):
+        made = route("apps", {"name": "internal", "port": 80}, parent_ns="infra")
+        made["kind"] = kind
+        made["metadata"]["name"] = kind.lower()
+        if hostnames is None:
+            del made["spec"]["hostnames"]
+        else:
+            made["spec"]["hostnames"] = hostnames
+        routes.append(made)
+    found = exposure.ingress_routes(["internal"], [], [gateway("edge")], routes, namespace="apps")
+    assert kinds(found) == [
+        ("GRPCRoute", "apps/grpcroute", Severity.HIGH),
+        ("TLSRoute", "apps/tlsroute", Severity.HIGH),
+        ("TCPRoute", "apps/tcproute", Severity.HIGH),
+    ]
+    assert "rpc.example.com" in found[0].detail
+    assert "tls.example.com" in found[1].detail
+    assert "hosts" not in found[2].detail  # TCP has no host names: every connection to the port
+    assert "HTTPS:443" in found[2].detail
+    assert "kubectl delete tcproute tcproute -n apps" in found[2].remedy
+
+
 # -- the pod itself ------------------------------------------------------------------------
 
 
@@ -455,3 +495,210 @@ def test_pre_1_14_discovery_bindings_kept_by_an_upgrade_are_low() -> None:
 def test_bindings_for_authenticated_users_only_are_not_anonymous() -> None:
     authed = binding("ro", "view", ("Group", "system:authenticated"), ("User", "alice"))
     assert exposure.anonymous_bindings([authed], []) == []
+
+
+# -- grants to every user or every service account -----------------------------------------
+
+
+def role(name: str, *rules: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"metadata": metadata, "rules": list(rules)}
+
+
+RUNS_PODS = role(
+    "pod-runner", {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]}
+)
+READS_PODS = role(
+    "pod-reader", {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+)
+
+
+def known(*roles: dict[str, Any], kind: str = "ClusterRole") -> dict[Any, Any]:
+    return {(kind, r["metadata"].get("namespace"), r["metadata"]["name"]): r for r in roles}
+
+
+def test_a_pod_creating_role_for_every_authenticated_user_is_high() -> None:
+    bad = binding("everyone-runs", "pod-runner", ("Group", "system:authenticated"))
+    found = exposure.broad_bindings([bad], [], roles=known(RUNS_PODS))
+    assert kinds(found) == [("BroadBinding", "everyone-runs", Severity.HIGH)]
+    assert "system:authenticated" in found[0].detail
+    assert "create pods" in found[0].detail
+    assert "kubectl delete clusterrolebinding everyone-runs" in found[0].remedy
+
+
+def test_cluster_admin_for_every_service_account_is_high_without_reading_the_role() -> None:
+    bad = binding("all-pods-admin", "cluster-admin", ("Group", "system:serviceaccounts"))
+    found = exposure.broad_bindings([bad], [], roles={})
+    assert kinds(found) == [("BroadBinding", "all-pods-admin", Severity.HIGH)]
+    assert "every pod" in found[0].detail
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get"]},  # websocket exec
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["watch"]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["escalate"],
+        },
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]},
+        {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
+        {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+        {"apiGroups": ["example.com"], "resources": ["*"], "verbs": ["get"]},
+    ],
+)
+def test_rights_that_run_code_read_secrets_or_escalate_are_high(rule: dict[str, Any]) -> None:
+    bad = binding("wide", "wide", ("Group", "system:authenticated"))
+    found = exposure.broad_bindings([bad], [], roles=known(role("wide", rule)))
+    assert kinds(found) == [("BroadBinding", "wide", Severity.HIGH)]
+
+
+def test_a_read_only_role_for_every_user_is_low_and_a_writing_one_medium() -> None:
+    reads = binding("read", "pod-reader", ("Group", "system:authenticated"))
+    writes_role = role(
+        "cm-writer", {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"]}
+    )
+    writes = binding("write", "cm-writer", ("Group", "system:authenticated"))
+    found = exposure.broad_bindings([reads, writes], [], roles=known(READS_PODS, writes_role))
+    assert kinds(found) == [
+        ("BroadBinding", "read", Severity.LOW),
+        ("BroadBinding", "write", Severity.MEDIUM),
+    ]
+
+
+def test_a_rolebinding_to_another_namespaces_service_accounts_is_flagged() -> None:
+    foreign = binding(
+        "ci-runs", "pod-runner", ("Group", "system:serviceaccounts:ci"), namespace="apps"
+    )
+    own = binding(
+        "self-runs", "pod-runner", ("Group", "system:serviceaccounts:apps"), namespace="apps"
+    )
+    found = exposure.broad_bindings([], [foreign, own], roles=known(RUNS_PODS))
+    assert kinds(found) == [("BroadBinding", "apps/ci-runs", Severity.HIGH)]
+    assert "kubectl delete rolebinding ci-runs -n apps" in found[0].remedy
+
+
+def test_the_kubernetes_defaults_for_every_user_are_not_flagged_unless_widened() -> None:
+    defaults = [
+        binding(name, name, ("Group", "system:authenticated"))
+        for name in ("system:basic-user", "system:discovery", "system:public-info-viewer")
+    ] + [
+        binding(
+            "system:service-account-issuer-discovery",
+            "system:service-account-issuer-discovery",
+            ("Group", "system:serviceaccounts"),
+        )
+    ]
+    issuer = role(
+        "system:service-account-issuer-discovery",
+        {
+            "nonResourceURLs": ["/.well-known/openid-configuration", "/openid/v1/jwks"],
+            "verbs": ["get"],
+        },
+    )
+    assert exposure.broad_bindings(defaults, [], roles=known(issuer)) == []
+    widened = role(
+        "system:basic-user", {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    )
+    found = exposure.broad_bindings(defaults, [], roles=known(issuer, widened))
+    assert kinds(found) == [("BroadBinding", "system:basic-user", Severity.HIGH)]
+    assert "widened" in found[0].detail
+
+
+def test_a_default_binding_that_names_another_broad_group_is_judged_by_its_rules() -> None:
+    widened = binding(
+        "system:discovery",
+        "system:discovery",
+        ("Group", "system:authenticated"),
+        ("Group", "system:serviceaccounts:ci"),
+    )
+    discovery = role("system:discovery", {"nonResourceURLs": ["/api", "/apis"], "verbs": ["get"]})
+    found = exposure.broad_bindings([widened], [], roles=known(discovery))
+    assert kinds(found) == [("BroadBinding", "system:discovery", Severity.LOW)]
+
+
+def test_a_role_that_could_not_be_read_is_said_not_dropped() -> None:
+    bad = binding("mystery", "custom", ("Group", "system:authenticated"))
+    found = exposure.broad_bindings([bad], [], roles={})
+    assert kinds(found) == [("BroadBinding", "mystery", Severity.MEDIUM)]
+    assert "could not be read" in found[0].detail
+    missing: dict[exposure.RoleKey, Any] = {("ClusterRole", None, "custom"): None}  # no such role
+    assert exposure.broad_bindings([bad], [], roles=missing) == []
+
+
+def test_a_binding_already_reported_as_anonymous_is_not_reported_twice() -> None:
+    both = binding(
+        "all",
+        "cluster-admin",
+        ("Group", "system:authenticated"),
+        ("Group", "system:unauthenticated"),
+    )
+    assert exposure.broad_bindings([both], [], roles={}) == []
+    assert kinds(exposure.anonymous_bindings([both], [])) == [
+        ("AnonymousBinding", "all", Severity.HIGH)
+    ]
+
+
+def test_the_roles_to_read_are_those_bound_to_broad_subjects() -> None:
+    bad = binding("x", "pod-runner", ("Group", "system:authenticated"))
+    scoped = binding(
+        "y", "helper", ("Group", "system:serviceaccounts:ci"), namespace="apps", role_kind="Role"
+    )
+    named = binding("z", "other", ("User", "alice"))
+    admin = binding("w", "cluster-admin", ("Group", "system:authenticated"))
+    assert exposure.broad_roles_bound([bad, named, admin], [scoped]) == [
+        ("ClusterRole", None, "pod-runner"),
+        ("Role", "apps", "helper"),
+    ]
+
+
+def test_junk_bindings_and_roles_are_ignored_not_fatal() -> None:
+    junk: list[Any] = [None, 3, {"subjects": "x"}, {"roleRef": [], "subjects": [None, {"kind": 1}]}]
+    assert (
+        exposure.broad_bindings(junk, junk, roles={("ClusterRole", None, "?"): {"rules": 5}}) == []
+    )
+    assert exposure.broad_roles_bound(junk, junk) == []
+
+
+# -- whether the cluster-wide review could be read -----------------------------------------
+
+
+def test_a_complete_review_is_a_true_access_reviewed_condition() -> None:
+    condition = exposure.access_reviewed([], unknowns=[], flagged=2, now="T1", generation=3)
+    assert condition["type"] == exposure.ACCESS_REVIEWED == "AccessReviewed"
+    assert (condition["status"], condition["reason"]) == ("True", "Reviewed")
+    assert "2" in condition["message"]
+    assert condition["lastTransitionTime"] == "T1"
+    assert condition["observedGeneration"] == 3
+
+
+def test_a_failed_review_says_what_could_not_be_read_and_keeps_its_transition_time() -> None:
+    unknowns = ["clusterrolebindings could not be listed: forbidden to the operator (403)"]
+    first = exposure.access_reviewed([], unknowns=unknowns, flagged=None, now="T1", generation=1)
+    assert (first["status"], first["reason"]) == ("Unknown", "ReadFailed")
+    assert "clusterrolebindings could not be listed" in first["message"]
+    assert "last" in first["message"]  # the status keeps the last complete answer
+    again = exposure.access_reviewed(
+        [first], unknowns=unknowns, flagged=None, now="T2", generation=1
+    )
+    assert again["lastTransitionTime"] == "T1"
+    healed = exposure.access_reviewed([again], unknowns=[], flagged=0, now="T3", generation=1)
+    assert (healed["status"], healed["lastTransitionTime"]) == ("True", "T3")
+
+
+def test_a_partly_read_review_is_false_and_the_message_is_bounded() -> None:
+    unknowns = [f"ClusterRole r{i} could not be read to verify it: forbidden" for i in range(500)]
+    condition = exposure.access_reviewed([], unknowns=unknowns, flagged=1, now="T", generation=None)
+    assert (condition["status"], condition["reason"]) == ("False", "Incomplete")
+    assert len(condition["message"]) <= 1024
+    assert "r0" in condition["message"]

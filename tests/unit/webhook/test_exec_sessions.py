@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pytest
+
 from minerguard.api.investigation import EXEC_SESSION_REASON, ExecSession
 from minerguard.kube import resources
 from minerguard.kube.resources import EventSpec
@@ -218,3 +221,80 @@ def test_an_authenticated_caller_is_not_marked_as_a_claim() -> None:
     )
     assert found.authenticated is True
     assert audit.UNAUTHENTICATED not in sessions.message(found)
+
+
+SCRIPT_SECRETS = [
+    # (command line, secret values that must never be recorded, evidence that must stay)
+    (["sh", "-c", "run --token abc123tok --url x"], ["abc123tok"], ["run --token", "--url x"]),
+    (["bash", "-lc", "deploy -password 'hunter 2'; ls"], ["hunter 2", "hunter"], ["deploy"]),
+    (["sh", "-c", "mysql -uroot -pS3cretPw db"], ["S3cretPw"], ["mysql -uroot -p"]),
+    (["mysqldump", "-h", "db", "-pS3cretPw", "app"], ["S3cretPw"], ["mysqldump"]),
+    (["sh", "-c", "mysql -p S3cretPw"], ["S3cretPw"], ["mysql -p"]),
+    (["sh", "-c", "curl -u admin:CurlPass1 https://x.example/"], ["CurlPass1"], ["admin"]),
+    (["curl", "--user", "admin:CurlPass2", "https://x.example/"], ["CurlPass2"], ["admin"]),
+    (["sh", "-c", "curl -uadmin:CurlPass3 https://x"], ["CurlPass3"], ["-uadmin"]),
+    (
+        ["sh", "-c", "curl -H 'Authorization: Bearer eyJhbGciOi.x.y' https://api/"],
+        ["eyJhbGciOi"],
+        ["Authorization: Bearer", "https://api/"],
+    ),
+    (
+        ["curl", "-H", "X-Api-Key: k3yv4lue", "--header", "Cookie: sid=c00kie", "https://a"],
+        ["k3yv4lue", "c00kie"],
+        ["X-Api-Key", "https://a"],
+    ),
+    (["wget", "--header=Authorization: Basic dXNlcjpwdw==", "u"], ["dXNlcjpwdw"], ["wget"]),
+    (
+        ["sh", "-c", "git clone https://bob:gh_pat_999@github.example/r.git"],
+        ["gh_pat_999"],
+        ["https://bob:", "@github.example/r.git"],
+    ),
+    (["psql", "postgres://app:PgPass9@db:5432/app"], ["PgPass9"], ["postgres://app:"]),
+    (["sh", "-c", "export API_KEY=exported1; run"], ["exported1"], ["export API_KEY=", "run"]),
+    (["sh", "-c", 'TOKEN="pre fix" ./agent --x'], ["pre fix", "pre"], ["./agent --x"]),
+    (["sh", "-c", "echo $(curl -u u:SubPass7 https://h)"], ["SubPass7"], ["echo"]),
+    (["sh", "-c", 'sh -c "run --token nested77"'], ["nested77"], ["run --token"]),
+    (["redis-cli", "-h", "r", "-a", "RedisPw1", "ping"], ["RedisPw1"], ["redis-cli", "ping"]),
+    (["sshpass", "-p", "SshPw123", "ssh", "h"], ["SshPw123"], ["ssh h"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "hidden", "kept"), SCRIPT_SECRETS)
+def test_a_secret_in_any_common_form_is_never_recorded(
+    argv: list[str], hidden: list[str], kept: list[str]
+) -> None:
+    shown, cut = sessions.scrub(argv)
+    text = " ".join(shown)
+    for value in hidden:
+        assert value not in text, (value, text)
+    for evidence in kept:
+        assert evidence in text, (evidence, text)
+    assert sessions.REDACTED in text
+    assert not cut
+
+
+async def test_a_secret_in_an_exec_script_never_reaches_the_event() -> None:
+    sink = Sink()
+    judge, _ = _recording(sink)
+    script = "export DB_PASS=evP4ss; mysql -pevP4ss2 && curl -H 'Authorization: Bearer evTok'"
+    assert (await judge.review(_exec(["sh", "-c", script]))).allowed
+    (stored,) = _stored(sink)
+    raw = orjson.dumps(stored).decode()
+    for value in ("evP4ss", "evTok"):
+        assert value not in raw, value
+    assert "mysql -p" in stored["message"]
+
+
+def test_scrubbing_a_hostile_script_is_bounded() -> None:
+    nasty = [
+        "sh",
+        "-c",
+        "$(" * 3000 + "'" + '"' * 2000 + "--token " * 500 + "`" * 1000,
+        "x" * 100_000,
+    ]
+    shown, cut = sessions.scrub(nasty)
+    assert cut
+    assert len(" ".join(shown).encode()) <= sessions.MAX_COMMAND_BYTES
+    nested = ["sh", "-c", "sh -c " * 200 + "'run --token deep'"]
+    shown, _ = sessions.scrub(nested)
+    assert "deep" not in " ".join(shown)

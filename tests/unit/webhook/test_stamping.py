@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import jsonpatch
 import orjson
+import pytest
 
+from minerguard import workloads
 from minerguard.api.investigation import CREATED_BY_ANNOTATION, Actor, Basis
 from minerguard.podspec import ImageConfig
 from tests.support import policy
@@ -213,3 +215,56 @@ async def test_mutate_combines_pinning_and_stamping_each_only_when_on() -> None:
     only_pin = await _mutate(WebhookSettings(registry_timeout=0.5), _review(created))
     assert _ops(only_pin) == []
     assert "not pinned to a digest" in only_pin["warnings"][0]
+
+
+def _crd(kind: workloads.WorkloadKind, annotations: dict[str, str] | None = None) -> Any:
+    metadata: dict[str, Any] = {"name": "run-1", "namespace": "apps"}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {"apiVersion": f"{kind.group}/v1", "kind": kind.kind, "metadata": metadata, "spec": {}}
+
+
+@pytest.mark.parametrize("kind", workloads.CRD_KINDS, ids=lambda k: f"{k.group}/{k.kind}")
+def test_a_created_workload_crd_is_stamped_with_its_creator_and_kept(
+    kind: workloads.WorkloadKind,
+) -> None:
+    # Argo and Tekton pods carry their controller's identity: the person who created the
+    # Workflow or TaskRun is only known if the CRD object itself is stamped.
+    obj = _crd(kind, {CREATED_BY_ANNOTATION: FORGED})
+    created = request(obj, kind=kind.kind, group=kind.group, resource=kind.resource)
+    found = _stamp_of(_apply(obj, stamping.operations(created, NOW)))
+    assert found is not None
+    assert found.username == "mallory@example.com"
+    genuine = Actor(username="alice@example.com", operation="CREATE", time=NOW).stamp()
+    stored = _crd(kind, {CREATED_BY_ANNOTATION: genuine})
+    for new in (_crd(kind), _crd(kind, {CREATED_BY_ANNOTATION: FORGED})):
+        update = request(
+            new,
+            kind=kind.kind,
+            group=kind.group,
+            resource=kind.resource,
+            operation="UPDATE",
+            old=stored,
+        )
+        patched = _apply(new, stamping.operations(update, NOW))
+        assert patched["metadata"]["annotations"][CREATED_BY_ANNOTATION] == genuine
+
+
+RAY = {"group": "ray.io", "kind": "RayCluster", "resource": "rayclusters", "paths": []}
+
+
+async def test_a_registered_pod_template_kind_is_stamped_and_an_unknown_kind_is_not() -> None:
+    ray = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "r"}, "spec": {}}
+    created = _review(request(ray, kind="RayCluster", group="ray.io", resource="rayclusters"))
+    registered = WebhookSettings.model_validate(
+        {"stamp_creator": True, "pin_digests": False, "pod_template_kinds": [RAY]}
+    )
+    found = _stamp_of(_apply(ray, _ops(await _mutate(registered, created))))
+    assert found is not None
+    assert found.username == "mallory@example.com"
+    # A kind nobody registered is not stamped (the chart does not route it here either).
+    plain = WebhookSettings(stamp_creator=True, pin_digests=False)
+    assert _ops(await _mutate(plain, created)) == []
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    other = _review(request(config, kind="ConfigMap", resource="configmaps"))
+    assert _ops(await _mutate(registered, other)) == []

