@@ -40,7 +40,19 @@ def detection_status(
     return status
 
 
-def _condition(
+def known_conditions(previous: Sequence[Any]) -> dict[str, Condition]:
+    """A status's conditions by type, as read back from the cluster (junk skipped)."""
+    known: dict[str, Condition] = {}
+    for raw in previous:
+        try:
+            condition = Condition.model_validate(raw)
+        except ValueError:
+            continue
+        known[condition.type] = condition
+    return known
+
+
+def condition(
     previous: Mapping[str, Condition],
     kind: str,
     status: ConditionStatus,
@@ -50,6 +62,7 @@ def _condition(
     now: str,
     generation: int | None,
 ) -> Condition:
+    """The condition, keeping its transition time while its status holds."""
     before = previous.get(kind)
     since = before.last_transition_time if before and before.status is status else None
     return Condition(
@@ -71,15 +84,9 @@ def policy_conditions(
     generation: int | None,
 ) -> list[dict[str, Any]]:
     """``Ready`` and ``CircuitOpen`` for a policy, keeping unchanged transition times."""
-    known: dict[str, Condition] = {}
-    for raw in previous:
-        try:
-            condition = Condition.model_validate(raw)
-        except ValueError:
-            continue
-        known[condition.type] = condition
+    known = known_conditions(previous)
     ready = (
-        _condition(
+        condition(
             known,
             READY,
             ConditionStatus.FALSE,
@@ -89,7 +96,7 @@ def policy_conditions(
             generation=generation,
         )
         if error
-        else _condition(
+        else condition(
             known,
             READY,
             ConditionStatus.TRUE,
@@ -100,7 +107,7 @@ def policy_conditions(
         )
     )
     circuit = (
-        _condition(
+        condition(
             known,
             CIRCUIT_OPEN,
             ConditionStatus.TRUE,
@@ -110,7 +117,7 @@ def policy_conditions(
             generation=generation,
         )
         if open_until
-        else _condition(
+        else condition(
             known,
             CIRCUIT_OPEN,
             ConditionStatus.FALSE,

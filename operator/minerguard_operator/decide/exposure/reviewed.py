@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from minerguard.api.meta import Condition, ConditionStatus
+from minerguard.api.meta import ConditionStatus
+from minerguard_operator.decide import statuses
 
 ACCESS_REVIEWED = "AccessReviewed"
 MAX_MESSAGE = 1024
@@ -61,19 +62,12 @@ def access_reviewed(
             f"RBAC bindings read in part ({flagged} listed in status.anonymousAccess); others"
             " may be missing",
         )
-    since = None
-    for raw in previous:
-        try:
-            before = Condition.model_validate(raw)
-        except ValueError:
-            continue
-        if before.type == ACCESS_REVIEWED and before.status is status:
-            since = before.last_transition_time
-    return Condition(
-        type=ACCESS_REVIEWED,
-        status=status,
+    return statuses.condition(
+        statuses.known_conditions(previous),
+        ACCESS_REVIEWED,
+        status,
         reason=reason,
         message=message,
-        last_transition_time=since or now,
-        observed_generation=generation,
+        now=now,
+        generation=generation,
     ).to_k8s()
